@@ -1,0 +1,74 @@
+"""The ports: what the domain needs from storage, each a small async, batch-first Protocol.
+
+Batch-first because every caller holds a batch (a GraphQL request's users, a
+warm job's segment) and a loop of single reads is the latency this service
+exists to remove.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from domain.models import Book, Rating, RatingColumns, RecommendationList
+
+
+class RatingsRepository(Protocol):
+    async def get_many(self, user_ids: Sequence[str]) -> dict[str, list[Rating]]:
+        """Each user's current ratings; a user with none maps to an empty list."""
+
+    async def upsert(self, rating: Rating) -> Rating:
+        """Store one rating, overwriting the user's earlier rating of that book; returns it as stored."""
+
+    async def put_many(self, ratings: Iterable[Rating]) -> int:
+        """Bulk upsert (imports); returns how many were written. Last one wins per (user, book)."""
+
+    async def scan_columns(self) -> RatingColumns:
+        """Every rating, for building a model snapshot."""
+
+
+class BookCatalog(Protocol):
+    async def get_many(self, book_ids: Sequence[int]) -> dict[int, Book]:
+        """The books that exist among `book_ids`; unknown ids are absent from the result."""
+
+    async def put_many(self, books: Iterable[Book]) -> int:
+        """Bulk upsert (imports); returns how many were written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leases:
+    """The answer to a lease request (design section 3).
+
+    `granted` maps a user to the token its fill must present. `held_elsewhere`
+    lists users whose key another computation already holds: wait for its value.
+    A requested user in neither list means the cache could not answer (it is
+    down): compute, serve, and do not write.
+    """
+
+    granted: Mapping[str, str] = field(default_factory=dict)
+    held_elsewhere: Sequence[str] = ()
+
+
+class RecommendationCache(Protocol):
+    """Cache-aside storage of RecommendationList values under `reco:{user_id}`, with leases.
+
+    A cache never raises to its caller for its own failures: it answers "miss",
+    grants no lease and skips writes, because Redis is an optimisation, not a dependency.
+    """
+
+    async def get_many(self, user_ids: Sequence[str]) -> list[RecommendationList | None]:
+        """Values in the order asked; None for absent, leased, corrupt or old-format entries."""
+
+    async def lease_many(self, user_ids: Sequence[str]) -> Leases:
+        """Try to take a lease on each (absent) key, so that one caller computes it."""
+
+    async def fill_many(self, values: Sequence[RecommendationList], leases: Mapping[str, str]) -> int:
+        """Store each value whose lease is still held (with the cache's TTL); returns how many were stored.
+
+        A rating deletes the key, which voids the lease, so a value computed from
+        old ratings is refused rather than cached for a whole TTL.
+        """
+
+    async def delete_many(self, user_ids: Sequence[str]) -> None:
+        """Drop values and void leases (after a rating or an explicit invalidation)."""

@@ -1,0 +1,1 @@
+"""The GraphQL API: Strawberry types, per-request loaders, the Starlette app, settings and the CLI."""

@@ -1,0 +1,91 @@
+"""Configuration from environment variables, validated once at start-up.
+
+Every setting has a default that runs the service on embedded stores with no
+servers; a bad value stops start-up with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.recommender import RecommenderParams
+
+
+class SettingsError(ValueError):
+    """A bad environment variable, worded for the operator who set it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
+
+    # Serving
+    debug: bool = Field(False, description="Development mode: GraphiQL, introspection, readable logs.")
+    host: str = Field("127.0.0.1", description="Interface `bookrec serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `bookrec serve` binds.")
+    web_concurrency: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    graphiql: bool | None = Field(None, description="Serve GraphiQL; defaults to DEBUG.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    cors_origins: str = Field("", description="Comma-separated origins allowed to call the API from a browser.")
+
+    # Auth
+    auth_jwt_secret: str | None = Field(None, min_length=16, description="HS256 secret for bearer tokens.")
+
+    # Embedded stores
+    sqlite_path: str = Field("./data/bookrec.db", description="SQLite file used when DYNAMODB_TABLE is unset.")
+
+    # Cache
+    redis_url: str | None = Field(None, pattern=r"^rediss?://", description="Use Redis for the cache when set.")
+    redis_password: str | None = Field(None, description="AUTH password when it is not in REDIS_URL.")
+    redis_cluster: bool = Field(False, description="Talk to Redis in cluster mode.")
+    redis_timeout_ms: int = Field(50, ge=1, le=10_000, description="Socket timeout for cache calls.")
+    cache_ttl_seconds: int = Field(600, ge=1, description="Lifetime of cached recommendations.")
+    cache_lease_ms: int = Field(2_000, ge=10, description="How long a lease on a missing key lasts.")
+    cache_max_entries: int = Field(100_000, ge=1, description="Size bound of the in-process cache.")
+
+    # DynamoDB
+    dynamodb_table: str | None = Field(None, min_length=3, description="Use DynamoDB for ratings and books when set.")
+    dynamodb_endpoint_url: str | None = Field(None, description="DynamoDB Local or moto server URL.")
+    aws_region: str = Field("us-east-1", description="AWS region of the table.")
+
+    # Recommender
+    model_refresh_seconds: int = Field(300, ge=0, description="Rebuild the model snapshot this often; 0 never.")
+    reco_neighbours: int = Field(RecommenderParams.neighbours, ge=1, description="Neighbours k per user.")
+    reco_min_neighbours: int = Field(RecommenderParams.min_neighbours, ge=1, description="Fewer neighbours than this -> popular books.")
+    reco_shrinkage: float = Field(RecommenderParams.shrinkage, ge=0, description="Similarity shrinkage term.")
+    reco_mean_centre: bool = Field(RecommenderParams.mean_centre, description="Mean-centre ratings before similarity.")
+    max_recommendations: int = Field(RecommenderParams.max_recommendations, ge=1, le=500, description="Recommendations computed and cached per user.")
+
+    @model_validator(mode="after")
+    def _secret_outside_debug(self) -> "Settings":
+        return self
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.debug if self.graphiql is None else self.graphiql
+
+    @cached_property
+    def recommender_params(self) -> RecommenderParams:
+        return RecommenderParams(
+            neighbours=self.reco_neighbours,
+            min_neighbours=self.reco_min_neighbours,
+            shrinkage=self.reco_shrinkage,
+            mean_centre=self.reco_mean_centre,
+            max_recommendations=self.max_recommendations,
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (overrides win, for tests); raise SettingsError naming the bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'_'.join(str(part) for part in issue['loc']).upper() or 'settings'}: {issue['msg']}"
+            + (f" (got {issue['input']!r})" if not isinstance(issue.get("input"), dict) else "")
+            for issue in error.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None

@@ -1,0 +1,275 @@
+"""The cache-aside service: read through the cache, compute misses in one batch, fill under leases.
+
+The request path (design sections 1 and 3): one `cache.get_many` for every user of a
+request; misses take leases; the recommender scores every miss in one vectorised
+call off the event loop; results are written back in one `fill_many`, which the
+cache refuses where a rating voided the lease meanwhile. Concurrent misses for one
+user in one process are computed once (single flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from domain.models import (
+    MAX_RATING,
+    MIN_RATING,
+    InvalidRating,
+    Rating,
+    Recommendation,
+    RecommendationList,
+    UnknownBook,
+)
+from domain.ports import BookCatalog, RatingsRepository, RecommendationCache
+from domain.recommender import ModelSnapshot, Recommender
+
+RunBlocking = Callable[..., Awaitable[Any]]
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class ServiceCounters:
+    """What the service did, for tests that count and for the metrics endpoint."""
+
+    cache_gets: int = 0
+    hits: int = 0
+    misses: int = 0
+    single_flight_joins: int = 0
+    lease_waits: int = 0
+    fills: int = 0
+    fills_refused: int = 0
+    recommender_batches: int = 0
+    users_computed: int = 0
+    invalidations: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseWait:
+    """How long a reader waits for a fill by another lease holder before computing for itself.
+
+    Delays double from `first_delay_s`; the default sums to about 0.3 s, well under
+    the lease period, so a crashed holder costs a reader a bounded wait.
+    """
+
+    attempts: int = 6
+    first_delay_s: float = 0.005
+
+    def delays(self) -> list[float]:
+        return [self.first_delay_s * 2**attempt for attempt in range(self.attempts)]
+
+
+class ModelHolder:
+    """The current model snapshot; a rebuilt one replaces it in one assignment, so readers never wait."""
+
+    def __init__(self, snapshot: ModelSnapshot) -> None:
+        self._snapshot = snapshot
+
+    @property
+    def current(self) -> ModelSnapshot:
+        return self._snapshot
+
+    def swap(self, snapshot: ModelSnapshot) -> None:
+        self._snapshot = snapshot
+
+
+class RecommendationService:
+    def __init__(
+        self,
+        ratings: RatingsRepository,
+        catalog: BookCatalog,
+        cache: RecommendationCache,
+        model: ModelHolder,
+        recommender: Recommender,
+        *,
+        run_blocking: RunBlocking = asyncio.to_thread,
+        lease_wait: LeaseWait = LeaseWait(),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ratings = ratings
+        self._catalog = catalog
+        self._cache = cache
+        self._model = model
+        self._recommender = recommender
+        self._run_blocking = run_blocking
+        self._lease_wait = lease_wait
+        self._sleep = sleep
+        self._clock = clock
+        self._inflight: dict[str, asyncio.Future[RecommendationList]] = {}
+        self.counters = ServiceCounters()
+
+    @property
+    def model(self) -> ModelHolder:
+        return self._model
+
+    # Reads
+
+    async def recommendation_lists(self, user_ids: Sequence[str]) -> list[RecommendationList]:
+        """Each user's full cached top-N, in the order asked: one cache read, one batch for the misses."""
+        unique = list(dict.fromkeys(user_ids))
+        cached = await self._cache.get_many(unique)
+        self.counters.cache_gets += 1
+        found = {user: value for user, value in zip(unique, cached) if value is not None}
+        self.counters.hits += len(found)
+        misses = [user for user in unique if user not in found]
+        if misses:
+            self.counters.misses += len(misses)
+            found.update(await self._resolve_misses(misses))
+        return [found[user] for user in user_ids]
+
+    async def get_recommendations(self, user_ids: Sequence[str], limit: int) -> list[list[Recommendation]]:
+        return [list(entry.items[:limit]) for entry in await self.recommendation_lists(user_ids)]
+
+    async def popular_book_ids(self, limit: int) -> list[int]:
+        return self._model.current.popular_book_ids(limit)
+
+    async def ratings_of(self, user_ids: Sequence[str]) -> dict[str, list[Rating]]:
+        return await self._ratings.get_many(user_ids)
+
+    # Writes
+
+    async def rate_book(self, user_id: str, book_id: int, rating: int) -> Rating:
+        """Store a rating, then void the user's cached list and any lease on it.
+
+        Validation happens before any write, so a rejected rating leaves the store
+        and the cache exactly as they were.
+        """
+        if not MIN_RATING <= rating <= MAX_RATING:
+            raise InvalidRating(f"rating must be between {MIN_RATING} and {MAX_RATING}, got {rating}")
+        if book_id not in await self._catalog.get_many([book_id]):
+            raise UnknownBook(f"no book with id {book_id}")
+        stored = await self._ratings.upsert(Rating(user_id, book_id, rating, datetime.now(timezone.utc)))
+        await self.invalidate(user_id)
+        return stored
+
+    async def invalidate(self, user_id: str) -> None:
+        """Drop the cached list; a computation already in flight for this user is no longer joined."""
+        self._inflight.pop(user_id, None)
+        await self._cache.delete_many([user_id])
+        self.counters.invalidations += 1
+
+    async def refresh(
+        self,
+        user_ids: Sequence[str] | None = None,
+        *,
+        batch_size: int = 1000,
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Recompute and cache the lists of `user_ids` (every snapshot user when None), batch by batch.
+
+        Each batch is deleted first and then filled under fresh leases, so a reader
+        or a rating racing the refresh never leaves an older list in the cache.
+        Returns how many users were computed.
+        """
+        targets = list(dict.fromkeys(self._model.current.user_ids if user_ids is None else user_ids))
+        computed = 0
+        if on_progress:
+            on_progress(0, len(targets))
+        for start in range(0, len(targets), batch_size):
+            batch = targets[start : start + batch_size]
+            await self._cache.delete_many(batch)
+            leases = await self._cache.lease_many(batch)
+            mine = [user for user in batch if user in leases.granted]
+            if mine:
+                lists = await self._compute(mine)
+                await self._fill(lists, leases.granted)
+                computed += len(mine)
+            if on_progress:
+                on_progress(start + len(batch), len(targets))
+        return computed
+
+    # Misses
+
+    async def _resolve_misses(self, misses: list[str]) -> dict[str, RecommendationList]:
+        joined = {user: self._inflight[user] for user in misses if user in self._inflight}
+        self.counters.single_flight_joins += len(joined)
+        owned = [user for user in misses if user not in joined]
+        results: dict[str, RecommendationList] = {}
+        if owned:
+            loop = asyncio.get_running_loop()
+            futures = {user: loop.create_future() for user in owned}
+            self._inflight.update(futures)
+            try:
+                results.update(await self._compute_under_leases(owned))
+            except asyncio.CancelledError:
+                for future in futures.values():
+                    future.cancel()
+                raise
+            except Exception as error:
+                for future in futures.values():
+                    future.set_exception(error)
+                    future.exception()  # retrieved here: a future nobody joined must not log a warning
+                raise
+            else:
+                for user, future in futures.items():
+                    future.set_result(results[user])
+            finally:
+                for user, future in futures.items():
+                    if self._inflight.get(user) is future:
+                        del self._inflight[user]
+        for user, future in joined.items():
+            # shield: a joiner's cancellation must not cancel the owner's computation.
+            results[user] = await asyncio.shield(future)
+        return results
+
+    async def _compute_under_leases(self, users: list[str]) -> dict[str, RecommendationList]:
+        leases = await self._cache.lease_many(users)
+        held_elsewhere = set(leases.held_elsewhere)
+        results: dict[str, RecommendationList] = {}
+        # Granted users are filled; users the cache could not answer for are served unwritten.
+        to_compute = [user for user in users if user not in held_elsewhere]
+        if to_compute:
+            results.update(await self._compute(to_compute))
+            await self._fill(results, leases.granted)
+        if held_elsewhere:
+            waiting = [user for user in users if user in held_elsewhere]
+            results.update(await self._wait_for_fills(waiting))
+            unfilled = [user for user in waiting if user not in results]
+            if unfilled:
+                results.update(await self._compute(unfilled))
+        return results
+
+    async def _wait_for_fills(self, users: list[str]) -> dict[str, RecommendationList]:
+        """Poll with doubling delays for values another lease holder is computing."""
+        self.counters.lease_waits += len(users)
+        found: dict[str, RecommendationList] = {}
+        pending = list(users)
+        for delay in self._lease_wait.delays():
+            await self._sleep(delay)
+            values = await self._cache.get_many(pending)
+            found.update({user: value for user, value in zip(pending, values) if value is not None})
+            pending = [user for user in pending if user not in found]
+            if not pending:
+                break
+        return found
+
+    async def _compute(self, users: list[str]) -> dict[str, RecommendationList]:
+        """Score `users` in one batch against the current snapshot, overlaid with their fresh ratings.
+
+        Ratings are read after the lease is taken: a rating stored before the lease
+        is seen, and one stored after it deletes the lease, so either way no stale
+        list is cached.
+        """
+        snapshot = self._model.current
+        fresh = await self._ratings.get_many(users)
+        items = await self._run_blocking(self._recommender.recommend_batch, snapshot, users, fresh)
+        self.counters.recommender_batches += 1
+        self.counters.users_computed += len(users)
+        now = self._clock()
+        return {
+            user: RecommendationList(user, tuple(user_items), snapshot.version, now)
+            for user, user_items in zip(users, items)
+        }
+
+    async def _fill(self, lists: Mapping[str, RecommendationList], leases: Mapping[str, str]) -> None:
+        granted = [lists[user] for user in lists if user in leases]
+        if not granted:
+            return
+        stored = await self._cache.fill_many(granted, leases)
+        self.counters.fills += stored
+        self.counters.fills_refused += len(granted) - stored

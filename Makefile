@@ -8,7 +8,9 @@ PORT ?= 8000
 
 .PHONY: install test serve bench lock clean
 
-install: $(STAMP)
+include infra/checkov.mk
+
+install: $(STAMP) $(CHECKOV_VENV)/.installed-stamp
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,4 +34,4 @@ lock:
 	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) data .pytest_cache

@@ -1,0 +1,36 @@
+variable "project_name" {
+  type        = string
+  description = "Project name; prefixes every resource name."
+}
+
+variable "environment" {
+  type        = string
+  description = "Environment name (dev, staging, prod)."
+}
+
+variable "aws_region" {
+  type        = string
+  description = "Region everything is created in."
+  default     = "us-east-1"
+}
+
+variable "node_type" {
+  type        = string
+  description = "ElastiCache node type of the Redis replication group."
+}
+
+variable "image_tag" {
+  type        = string
+  description = "Tag of the API image pushed to the ECR repository (the git commit; tags are immutable)."
+}
+
+variable "certificate_arn" {
+  type        = string
+  description = "ACM certificate (same region) for the load balancer's HTTPS listener."
+}
+
+variable "alarm_emails" {
+  type        = list(string)
+  description = "Addresses subscribed to the alarm topic (each must confirm by email)."
+  default     = []
+}

@@ -9,8 +9,9 @@ PORT ?= 8000
 .PHONY: install test serve bench lock clean
 
 include infra/checkov.mk
+include graphql_api/web/web.mk
 
-install: $(STAMP) $(CHECKOV_VENV)/.installed-stamp
+install: $(STAMP) $(CHECKOV_VENV)/.installed-stamp web-vendor
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,4 +35,4 @@ lock:
 	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) data .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) data .pytest_cache $(WEB_DIR)/node_modules $(WEB_DIR)/vendor

@@ -16,6 +16,15 @@ from graphql_api.settings import SettingsError
 
 # Order is the order `bookrec --help` lists them in.
 COMMANDS = (
+    "serve",
+    "token",
+    "warm",
+    "recommend",
+    "evaluate",
+    "import_data",
+    "generate",
+    "export_schema",
+    "create_table",
 )
 
 

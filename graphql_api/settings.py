@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     cache_lease_ms: int = Field(2_000, ge=10, description="How long a lease on a missing key lasts.")
     cache_max_entries: int = Field(100_000, ge=1, description="Size bound of the in-process cache.")
 
+    # Persisted queries
+    persisted_queries_only: bool = Field(False, description="Run only the operations in the persisted-query manifest.")
+    apq_ttl_seconds: int = Field(86_400, ge=1, description="Lifetime of an automatically persisted query.")
+
     # DynamoDB
     dynamodb_table: str | None = Field(None, min_length=3, description="Use DynamoDB for ratings and books when set.")
     dynamodb_endpoint_url: str | None = Field(None, description="DynamoDB Local or moto server URL.")

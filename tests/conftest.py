@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REAL_SERVER_MARKERS = ("redis_server", "moto_server")
+REAL_SERVER_MARKERS = ("redis_server", "moto_server", "browser")
 
 
 def _servers_required() -> bool:
@@ -38,3 +38,10 @@ def goodbooks_dir() -> Path:
     if path is None:
         pytest.skip("../shared/datasets/goodbooks-10k is not present")
     return path
+
+
+# moto's DynamoDB server (session) and a fresh table per test, for every test package.
+from tests.moto_server import dynamodb_settings, moto_server  # noqa: E402,F401
+
+# Real redis-server processes (a private server, a 3-node cluster) and the shared server's URL.
+from tests.redis_servers import redis_cluster, redis_server, shared_redis_url  # noqa: E402,F401

@@ -1,0 +1,505 @@
+"""Ratings and books in one DynamoDB table, through aioboto3 (table design: adapters/DYNAMODB.md).
+
+Every request goes through `DynamoTable.send`, the one place that retries: throttling
+and 5xx errors that outlast botocore's own retry, and the `UnprocessedKeys` /
+`UnprocessedItems` that batch calls hand back under load. Attempts are bounded, so a
+caller either gets its answer or `StoreUnavailable` naming what was not done: a rating
+is never dropped silently. `DynamoCallCounts` counts every request, so tests and
+metrics can hold the request path to its budget (one Query per user, one
+BatchGetItem per 100 books, no Scan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aioboto3
+import numpy as np
+from aiobotocore.config import AioConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from domain.models import Book, Rating, RatingColumns, StoreUnavailable
+
+if TYPE_CHECKING:
+    from graphql_api.settings import Settings
+
+logger = logging.getLogger("bookrec.dynamodb")
+
+T = TypeVar("T")
+Item = dict[str, Any]  # an item in DynamoDB's wire format: {"pk": {"S": "USER#58"}, ...}
+
+BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem (a DynamoDB limit)
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem (a DynamoDB limit)
+
+# botocore's own retries per request (first attempt included), in "standard" mode: one
+# quick re-send of a dropped connection, a 5xx or a throttle, paced by botocore's
+# retry quota. Our loop in `DynamoTable.send` wraps each of these requests.
+SDK_TOTAL_MAX_ATTEMPTS = 2
+CLIENT_CONFIG = AioConfig(
+    retries={"total_max_attempts": SDK_TOTAL_MAX_ATTEMPTS, "mode": "standard"},
+    connect_timeout=2,
+    read_timeout=10,  # DynamoDB answers in milliseconds; a hung socket must not hold a request for botocore's 60 s
+    max_pool_connections=32,  # above the adapters' concurrency, so requests never queue for a socket
+)
+
+_RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+_METHODS = {
+    "BatchGetItem": "batch_get_item",
+    "BatchWriteItem": "batch_write_item",
+    "CreateTable": "create_table",
+    "DescribeTable": "describe_table",
+    "PutItem": "put_item",
+    "Query": "query",
+    "Scan": "scan",
+}
+
+
+def rating_key(user_id: str, book_id: int) -> Item:
+    return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"BOOK#{book_id:08d}"}}
+
+
+def book_key(book_id: int) -> Item:
+    return {"pk": {"S": f"BOOK#{book_id:08d}"}, "sk": {"S": "META"}}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many times, and how patiently, one request is sent before the caller gets StoreUnavailable.
+
+    Full jitter ("Exponential Backoff and Jitter", AWS Architecture Blog): the wait
+    before retry n is uniform in [0, min(max_delay, base_delay * 2**(n-1))], so
+    clients throttled together do not come back together. `sleep` and `random` are
+    parameters so tests can record the waits instead of taking them.
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 0.025
+    max_delay: float = 1.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    random: Callable[[], float] = random.random
+
+    def delay_cap(self, retry: int) -> float:
+        return min(self.max_delay, self.base_delay * 2 ** (retry - 1))
+
+    def delay(self, retry: int) -> float:
+        return self.random() * self.delay_cap(retry)
+
+    @property
+    def max_total_delay(self) -> float:
+        """The most one request can sleep in our loop: the bound tests and operators rely on."""
+        return sum(self.delay_cap(retry) for retry in range(1, self.max_attempts))
+
+
+@dataclass
+class DynamoCallCounts:
+    """Requests by operation name ("Query", "BatchGetItem" ...), for tests and /metrics.
+
+    `calls` counts every request the adapter sent, its own retries included;
+    `retries` counts the subset that re-sent a throttled or partly processed request;
+    `sdk_retries` counts extra HTTP attempts botocore made inside those requests.
+    """
+
+    calls: Counter[str] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+    sdk_retries: Counter[str] = field(default_factory=Counter)
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.retries.clear()
+        self.sdk_retries.clear()
+
+
+class DynamoTable:
+    """The table as the adapters use it: one shared client, the retry loop and the call counts."""
+
+    def __init__(self, client: Any, name: str, *, retry: RetryPolicy | None = None, counts: DynamoCallCounts | None = None) -> None:
+        self.client = client
+        self.name = name
+        self.retry = retry or RetryPolicy()
+        self.counts = counts or DynamoCallCounts()
+
+    async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One request, re-sent while DynamoDB throttles it or fails with a 5xx."""
+        return (await self.send(operation, params))[-1]
+
+    async def send(self, operation: str, params: dict[str, Any], *, remainder: str | None = None) -> list[dict[str, Any]]:
+        """Send a request until it is fully done; returns the response of every attempt that answered.
+
+        With `remainder` ("UnprocessedKeys" / "UnprocessedItems") a partial answer is
+        re-sent for the part left over, under the same attempt budget as throttling.
+        """
+        method = getattr(self.client, _METHODS[operation])
+        responses: list[dict[str, Any]] = []
+        last_error: ClientError | None = None
+        reason = ""
+        for attempt in range(1, self.retry.max_attempts + 1):
+            if attempt > 1:
+                self.counts.retries[operation] += 1
+                await self.retry.sleep(self.retry.delay(attempt - 1))
+            self.counts.calls[operation] += 1
+            try:
+                response = await method(**params)
+            except ClientError as error:
+                self._count_sdk_retries(operation, error.response)
+                if not _is_retryable(error):
+                    raise StoreUnavailable(f"DynamoDB {operation} on table {self.name!r} failed: {_explain(error)}") from error
+                last_error, reason = error, _error_code(error)
+                continue
+            except BotoCoreError as error:  # botocore already retried the connection; do not stack timeouts
+                raise StoreUnavailable(f"DynamoDB {operation} on table {self.name!r} failed: {error}") from error
+            self._count_sdk_retries(operation, response)
+            responses.append(response)
+            pending = response.get(remainder) if remainder else None
+            if not pending:
+                return responses
+            params = {**params, "RequestItems": pending}
+            last_error, reason = None, remainder
+        raise StoreUnavailable(
+            f"DynamoDB {operation} on table {self.name!r} gave up after {self.retry.max_attempts} attempts "
+            f"({reason}); not done: {_describe_pending(operation, params)}"
+        ) from last_error
+
+    def _count_sdk_retries(self, operation: str, response: dict[str, Any]) -> None:
+        retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+        if retries:
+            self.counts.sdk_retries[operation] += retries
+
+    async def pages(self, operation: str, params: dict[str, Any]) -> AsyncIterator[list[Item]]:
+        """The items of a Query or Scan, page by page, following LastEvaluatedKey."""
+        while True:
+            response = await self.call(operation, params)
+            yield response.get("Items", [])
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+            params = {**params, "ExclusiveStartKey": start}
+
+    async def put_all(self, keyed_items: Iterable[tuple[Hashable, Item]], *, concurrency: int) -> int:
+        """BatchWriteItem every item, 25 a request, `concurrency` requests at a time; returns items written.
+
+        Items are deduplicated (last one wins) a window at a time and windows are
+        written in order, so a later duplicate always overwrites an earlier one, and
+        no batch carries a key twice (DynamoDB rejects that batch whole).
+        """
+        written = 0
+        for window in _deduplicated_windows(keyed_items, BATCH_WRITE_LIMIT * concurrency * 4):
+            chunks = [window[start : start + BATCH_WRITE_LIMIT] for start in range(0, len(window), BATCH_WRITE_LIMIT)]
+            await _gather_bounded([functools.partial(self._put_chunk, chunk) for chunk in chunks], concurrency)
+            written += len(window)
+        return written
+
+    async def _put_chunk(self, items: list[Item]) -> None:
+        requests = [{"PutRequest": {"Item": item}} for item in items]
+        await self.send("BatchWriteItem", {"RequestItems": {self.name: requests}}, remainder="UnprocessedItems")
+
+    async def ping(self) -> bool:
+        response = await self.call("DescribeTable", {"TableName": self.name})
+        return response["Table"]["TableStatus"] == "ACTIVE"
+
+
+class DynamoRatingsRepository:
+    """domain.ports.RatingsRepository: item pk=USER#{user}, sk=BOOK#{book:08d}, so a user's ratings are one Query."""
+
+    def __init__(
+        self,
+        table: DynamoTable,
+        *,
+        page_size: int | None = None,
+        scan_segments: int = 8,
+        concurrency: int = 16,
+    ) -> None:
+        self.table = table
+        self.page_size = page_size  # Limit per Query/Scan page; None lets DynamoDB fill 1 MB pages
+        self.scan_segments = scan_segments
+        self.concurrency = concurrency
+
+    @property
+    def counts(self) -> DynamoCallCounts:
+        return self.table.counts
+
+    async def get_many(self, user_ids: Sequence[str]) -> dict[str, list[Rating]]:
+        """One strongly consistent Query per user (read-your-writes after a rating), users concurrently."""
+        users = list(dict.fromkeys(user_ids))
+        found = await _gather_bounded([functools.partial(self._user_ratings, user) for user in users], self.concurrency)
+        return dict(zip(users, found))
+
+    async def _user_ratings(self, user_id: str) -> list[Rating]:
+        params = self._paged(
+            {
+                "TableName": self.table.name,
+                "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :book)",
+                "ProjectionExpression": "#book, #rating, #at",
+                "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk", "#book": "book_id", "#rating": "rating", "#at": "rated_at"},
+                "ExpressionAttributeValues": {":pk": {"S": f"USER#{user_id}"}, ":book": {"S": "BOOK#"}},
+                "ConsistentRead": True,
+            }
+        )
+        return [
+            Rating(user_id, int(item["book_id"]["N"]), int(item["rating"]["N"]), datetime.fromisoformat(item["rated_at"]["S"]))
+            async for page in self.table.pages("Query", params)
+            for item in page
+        ]
+
+    async def upsert(self, rating: Rating) -> Rating:
+        """One PutItem: atomic, so the rating is either stored whole or the caller gets StoreUnavailable."""
+        stored = replace(rating, rated_at=rating.rated_at.astimezone(timezone.utc))
+        await self.table.call("PutItem", {"TableName": self.table.name, "Item": _rating_item(stored)})
+        return stored
+
+    async def put_many(self, ratings: Iterable[Rating]) -> int:
+        keyed = (((rating.user_id, rating.book_id), _rating_item(rating)) for rating in ratings)
+        return await self.table.put_all(keyed, concurrency=self.concurrency)
+
+    async def scan_columns(self) -> RatingColumns:
+        """Parallel Scan: each segment follows its own pages; only rating items, only three attributes."""
+        started = time.perf_counter()
+        segments = await asyncio.gather(*(self._scan_segment(segment) for segment in range(self.scan_segments)))
+        columns = await asyncio.to_thread(_build_columns, segments)
+        logger.info(
+            "scanned %d ratings of %d users from DynamoDB table %s in %.2f s (%d segments)",
+            len(columns), len(columns.user_ids), self.table.name, time.perf_counter() - started, self.scan_segments,
+        )
+        return columns
+
+    async def _scan_segment(self, segment: int) -> tuple[list[str], list[int], list[int]]:
+        params = self._paged(
+            {
+                "TableName": self.table.name,
+                "Segment": segment,
+                "TotalSegments": self.scan_segments,
+                "FilterExpression": "begins_with(#pk, :user)",
+                "ProjectionExpression": "#user, #book, #rating",
+                "ExpressionAttributeNames": {"#pk": "pk", "#user": "user_id", "#book": "book_id", "#rating": "rating"},
+                "ExpressionAttributeValues": {":user": {"S": "USER#"}},
+            }
+        )
+        users: list[str] = []
+        books: list[int] = []
+        stars: list[int] = []
+        async for page in self.table.pages("Scan", params):
+            for item in page:
+                users.append(item["user_id"]["S"])
+                books.append(int(item["book_id"]["N"]))
+                stars.append(int(item["rating"]["N"]))
+        return users, books, stars
+
+    def _paged(self, params: dict[str, Any]) -> dict[str, Any]:
+        return params if self.page_size is None else {**params, "Limit": self.page_size}
+
+    async def ping(self) -> bool:
+        return await self.table.ping()
+
+
+class DynamoBookCatalog:
+    """domain.ports.BookCatalog: item pk=BOOK#{id:08d}, sk=META; reads are BatchGetItem of up to 100 keys."""
+
+    def __init__(self, table: DynamoTable, *, concurrency: int = 16) -> None:
+        self.table = table
+        self.concurrency = concurrency
+
+    @property
+    def counts(self) -> DynamoCallCounts:
+        return self.table.counts
+
+    async def get_many(self, book_ids: Sequence[int]) -> dict[int, Book]:
+        ids = list(dict.fromkeys(book_ids))
+        chunks = [ids[start : start + BATCH_GET_LIMIT] for start in range(0, len(ids), BATCH_GET_LIMIT)]
+        found = await _gather_bounded([functools.partial(self._get_chunk, chunk) for chunk in chunks], self.concurrency)
+        return {book.id: book for books in found for book in books}
+
+    async def _get_chunk(self, book_ids: list[int]) -> list[Book]:
+        request = {self.table.name: {"Keys": [book_key(book_id) for book_id in book_ids]}}
+        responses = await self.table.send("BatchGetItem", {"RequestItems": request}, remainder="UnprocessedKeys")
+        return [_book(item) for response in responses for item in response["Responses"].get(self.table.name, [])]
+
+    async def put_many(self, books: Iterable[Book]) -> int:
+        return await self.table.put_all(((book.id, _book_item(book)) for book in books), concurrency=self.concurrency)
+
+    async def ping(self) -> bool:
+        return await self.table.ping()
+
+
+@contextlib.asynccontextmanager
+async def dynamodb_client(settings: Settings, config: AioConfig = CLIENT_CONFIG) -> AsyncIterator[Any]:
+    """An aiobotocore DynamoDB client for the settings' region and endpoint (moto, DynamoDB Local or AWS)."""
+    async with _session(settings.aws_region).client("dynamodb", endpoint_url=settings.dynamodb_endpoint_url, config=config) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def open_dynamodb_stores(
+    settings: Settings,
+    *,
+    retry: RetryPolicy | None = None,
+    page_size: int | None = None,
+    scan_segments: int = 8,
+    config: AioConfig = CLIENT_CONFIG,
+) -> AsyncIterator[tuple[DynamoRatingsRepository, DynamoBookCatalog]]:
+    """The ratings repository and catalog on DYNAMODB_TABLE, sharing one client (and so one connection pool).
+
+    Open it once per process: a client per call would pay TLS and credential set-up on every request.
+    """
+    if not settings.dynamodb_table:
+        raise ValueError("DYNAMODB_TABLE is not set")
+    async with dynamodb_client(settings, config) as client:
+        table = DynamoTable(client, settings.dynamodb_table, retry=retry)
+        yield DynamoRatingsRepository(table, page_size=page_size, scan_segments=scan_segments), DynamoBookCatalog(table)
+
+
+async def create_table(settings: Settings) -> bool:
+    """Create the table (on-demand billing) and wait until it is active; False when it already existed."""
+    if not settings.dynamodb_table:
+        raise ValueError("DYNAMODB_TABLE is not set")
+    failed = f"could not create DynamoDB table {settings.dynamodb_table!r}"
+    async with dynamodb_client(settings) as client:
+        try:
+            await client.create_table(
+                TableName=settings.dynamodb_table,
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            await client.get_waiter("table_exists").wait(TableName=settings.dynamodb_table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        except ClientError as error:
+            if _error_code(error) == "ResourceInUseException":
+                return False
+            raise StoreUnavailable(f"{failed}: {_explain(error)}") from error
+        except BotoCoreError as error:  # no endpoint, no credentials, or the waiter gave up
+            raise StoreUnavailable(f"{failed}: {error}") from error
+        return True
+
+
+@functools.cache
+def _session(region: str) -> aioboto3.Session:
+    """One session per region and process: it caches the service model and credentials that every client needs."""
+    return aioboto3.Session(region_name=region)
+
+
+def _rating_item(rating: Rating) -> Item:
+    return {
+        **rating_key(rating.user_id, rating.book_id),
+        "user_id": {"S": rating.user_id},
+        "book_id": {"N": str(rating.book_id)},
+        "rating": {"N": str(rating.rating)},
+        "rated_at": {"S": rating.rated_at.astimezone(timezone.utc).isoformat()},
+    }
+
+
+def _book_item(book: Book) -> Item:
+    item: Item = {
+        **book_key(book.id),
+        "book_id": {"N": str(book.id)},
+        "title": {"S": book.title},
+        "authors": {"L": [{"S": author} for author in book.authors]},
+        "ratings_count": {"N": str(book.ratings_count)},
+    }
+    if book.publication_year is not None:
+        item["publication_year"] = {"N": str(book.publication_year)}
+    if book.image_url is not None:
+        item["image_url"] = {"S": book.image_url}
+    if book.average_rating is not None:
+        item["average_rating"] = {"N": repr(float(book.average_rating))}
+    return item
+
+
+def _book(item: Item) -> Book:
+    return Book(
+        id=int(item["book_id"]["N"]),
+        title=item["title"]["S"],
+        authors=tuple(author["S"] for author in item["authors"]["L"]),
+        publication_year=int(item["publication_year"]["N"]) if "publication_year" in item else None,
+        image_url=item["image_url"]["S"] if "image_url" in item else None,
+        average_rating=float(item["average_rating"]["N"]) if "average_rating" in item else None,
+        ratings_count=int(item["ratings_count"]["N"]),
+    )
+
+
+def _build_columns(segments: Sequence[tuple[list[str], list[int], list[int]]]) -> RatingColumns:
+    """Columns from the scanned segments; user ids become dense int codes in order of first sight."""
+    codes: dict[str, int] = {}
+    users = [user for segment in segments for user in segment[0]]
+    user_codes = np.fromiter((codes.setdefault(user, len(codes)) for user in users), dtype=np.int32, count=len(users))
+    return RatingColumns(
+        user_ids=tuple(codes),
+        user_codes=user_codes,
+        book_ids=np.fromiter((book for segment in segments for book in segment[1]), dtype=np.int32, count=len(users)),
+        ratings=np.fromiter((stars for segment in segments for stars in segment[2]), dtype=np.float32, count=len(users)),
+    )
+
+
+def _deduplicated_windows(keyed_items: Iterable[tuple[Hashable, Item]], size: int) -> Iterator[list[Item]]:
+    window: dict[Hashable, Item] = {}
+    for key, item in keyed_items:
+        window[key] = item
+        if len(window) >= size:
+            yield list(window.values())
+            window = {}
+    if window:
+        yield list(window.values())
+
+
+async def _gather_bounded(jobs: Sequence[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Run the jobs at most `limit` at a time; on the first failure cancel the rest and raise it as is."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(job: Callable[[], Awaitable[T]]) -> T:
+        async with semaphore:
+            return await job()
+
+    tasks = [asyncio.ensure_future(run(job)) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _is_retryable(error: ClientError) -> bool:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return _error_code(error) in _RETRYABLE_CODES or status >= 500
+
+
+def _explain(error: ClientError) -> str:
+    code, message = _error_code(error), error.response.get("Error", {}).get("Message", "")
+    if code == "ResourceNotFoundException":
+        return f"{code}: {message} (does the table exist? `bookrec create-table` creates it)"
+    return f"{code}: {message}"
+
+
+def _describe_pending(operation: str, params: dict[str, Any]) -> str:
+    """The keys a failed request did not write or read, for the error message (first few, then a count)."""
+    if "RequestItems" in params:
+        (request,) = params["RequestItems"].values()
+        items = request["Keys"] if isinstance(request, dict) else [write["PutRequest"]["Item"] for write in request]
+    else:
+        items = [params[name] for name in ("Item", "Key") if name in params]
+    keys = [f"{item['pk']['S']}/{item['sk']['S']}" for item in items]
+    if not keys:
+        start = params.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S")
+        return f"{operation} of {start}" if start else f"{operation} segment {params.get('Segment', 0)}"
+    shown = ", ".join(keys[:5])
+    return f"{len(keys)} item(s): {shown}" + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")

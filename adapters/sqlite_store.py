@@ -120,7 +120,11 @@ class SqliteDatabase:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._connection = self._executor.submit(self._open).result()
+        try:
+            self._connection = self._executor.submit(self._open).result()
+        except BaseException:
+            self._executor.shutdown()
+            raise
         self._closed = False
 
     def _open(self) -> sqlite3.Connection:

@@ -16,6 +16,7 @@ from graphql_api.settings import SettingsError
 
 # Order is the order `bookrec --help` lists them in.
 COMMANDS = (
+    "demo",
     "serve",
     "token",
     "warm",
@@ -52,4 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main: under `python -m` this file is also `__main__`, and the
+    # commands catch-and-raise the CommandError class of `graphql_api.cli`, not of `__main__`.
+    from graphql_api.cli import main as imported_main
+
+    sys.exit(imported_main())

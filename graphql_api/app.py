@@ -40,6 +40,9 @@ from graphql_api.web import graphiql_response, web_routes
 
 logger = logging.getLogger("bookrec.app")
 
+# Stores without which no request can be answered; readiness fails when one of them does not answer.
+REQUIRED_STORES = ("ratings", "catalog")
+
 
 class Runtime:
     """What the app serves from: the container (set once the lifespan has opened it) and the job registry."""
@@ -146,9 +149,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if runtime.container is None:
             return json_response({"status": "not serving", "stores": {}}, 503)
         problems = await runtime.container.readiness()
-        ready = all(reason is None for reason in problems.values())
+        # The cache fails open: without it requests are slower, not wrong, so it degrades readiness but
+        # does not fail it (a Redis outage must not take every task out of the load balancer at once).
+        ready = all(problems[name] is None for name in REQUIRED_STORES)
+        status = "unavailable" if not ready else "ready" if all(r is None for r in problems.values()) else "degraded"
         stores = {name: reason or "ok" for name, reason in problems.items()}
-        return json_response({"status": "ready" if ready else "unavailable", "stores": stores}, 200 if ready else 503)
+        return json_response({"status": status, "stores": stores}, 200 if ready else 503)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ from strawberry.extensions.validation_cache import _get_validate_cache
 from graphql_api.app import create_app
 from graphql_api.auth import DEV_JWT_SECRET, TokenAuthority
 from graphql_api.bootstrap import Stores
-from graphql_api.settings import SettingsError
+from graphql_api.settings import Settings, SettingsError
 from tests.api.conftest import Api, Failing, api_settings
 
 
@@ -43,6 +44,20 @@ class TestAStoreThatDoesNotAnswer:
         assert body["stores"]["ratings"] == "ConnectionRefusedError: connection refused"
         assert body["stores"]["cache"] == "ok"
         assert (await api.client.get("/healthz")).status_code == 200
+
+
+class TestACacheThatDoesNotAnswer:
+    @pytest.fixture
+    def make_cache(self, make_cache: Callable[[Settings], Any]) -> Callable[[Settings], Any]:
+        return lambda settings: Failing(make_cache(settings), ConnectionRefusedError("connection refused"), "ping")
+
+    async def test_degrades_readyz_without_failing_it(self, api: Api) -> None:
+        response = await api.client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json() == {
+            "status": "degraded",
+            "stores": {"ratings": "ok", "catalog": "ok", "cache": "ConnectionRefusedError: connection refused"},
+        }
 
 
 async def test_graphiql_is_off_outside_debug(api: Api) -> None:

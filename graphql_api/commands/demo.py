@@ -28,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Create a synthetic demo database when the SQLite store is empty, print a user token and an "
         "admin token, then serve with DEBUG=true (GraphiQL at /graphql, the demo app at /).",
     )
-    parser.add_argument("--host", help="interface to bind (default: HOST, else 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to bind (default: PORT, else 8000)")
+    serve.add_bind_arguments(parser)
     parser.set_defaults(handler=run)
 
 

@@ -17,10 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Serve GraphQL at /graphql, /healthz and /readyz. Defaults come from HOST, PORT and "
         "WEB_CONCURRENCY; each worker process loads its own model snapshot.",
     )
-    parser.add_argument("--host", help="interface to bind (default: HOST, else 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to bind (default: PORT, else 8000)")
+    add_bind_arguments(parser)
     parser.add_argument("--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 1)")
     parser.set_defaults(handler=run)
+
+
+def add_bind_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="interface to bind (default: HOST, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (default: PORT, else 8000)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,10 +13,10 @@ include graphql_api/web/web.mk
 
 install: $(STAMP) $(CHECKOV_VENV)/.installed-stamp web-vendor
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -29,10 +29,13 @@ serve: install
 bench: install
 	$(BIN)/python -m bench
 
-# Regenerates the lock file from pyproject.toml (needs network access to PyPI).
+# Regenerates the lock files from pyproject.toml (needs PyPI): requirements.lock is what the
+# image runs, requirements-dev.lock adds the test, benchmark and tracing extras for .venv.
+LOCK_FLAGS := --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
 lock:
 	$(BIN)/python -m pip install --quiet pip-tools
-	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --extra dev --extra bench --extra otel -o requirements-dev.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) data .pytest_cache $(WEB_DIR)/node_modules $(WEB_DIR)/vendor

@@ -83,13 +83,17 @@ import asyncio, json, sys
 from tests.domain.test_service import make_service
 from tests.service.test_service_on_redis import redis_cache
 
+from domain.service import LeaseWait
+
 async def slow_compute(function, *args):
-    # Long enough that the other process's herd surely meets the lease, short of the wait bound (~0.3 s).
-    await asyncio.sleep(0.1)
+    # Long enough that the other process's herd meets the lease, well short of the wait bound (~2.5 s).
+    await asyncio.sleep(0.5)
     return function(*args)
 
 async def main(url, start_at):
-    service, _, _ = await make_service(cache=redis_cache(url), run_blocking=slow_compute)
+    service, _, _ = await make_service(
+        cache=redis_cache(url), run_blocking=slow_compute, lease_wait=LeaseWait(attempts=9, first_delay_s=0.005)
+    )
     loop = asyncio.get_running_loop()
     await asyncio.sleep(max(0.0, start_at - loop.time()))
     await asyncio.gather(*(service.get_recommendations(["ann"], limit=5) for _ in range(50)))
@@ -102,7 +106,7 @@ asyncio.run(main(sys.argv[1], float(sys.argv[2])))
 def test_two_processes_compute_a_users_list_at_most_once_per_lease(shared_redis_url: str, clean_key: None) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     # Both start their herd at the same monotonic instant (CLOCK_MONOTONIC is shared by processes).
-    start_at = asyncio.new_event_loop().time() + 3.0
+    start_at = asyncio.new_event_loop().time() + 6.0
     herds = [
         subprocess.Popen([sys.executable, "-c", HERD_PROCESS, shared_redis_url, str(start_at)], env=env, cwd=REPO_ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -115,5 +119,9 @@ def test_two_processes_compute_a_users_list_at_most_once_per_lease(shared_redis_
         counters.append(json.loads(out))
     assert sum(c["recommender_batches"] for c in counters) == 1
     assert sum(c["fills"] for c in counters) == 1
-    [waited] = [c for c in counters if c["recommender_batches"] == 0]
-    assert waited["lease_waits"] == 1 and waited["hits"] + waited["single_flight_joins"] + 1 == 50
+    [other] = [c for c in counters if c["recommender_batches"] == 0]
+    # The other process either met the lease (it missed, waited once, and its herd joined that wait)
+    # or, started late on a loaded machine, found the value already cached.
+    if other["misses"]:
+        assert other["lease_waits"] == 1 and other["misses"] == 1 + other["single_flight_joins"]
+    assert other["hits"] + other["misses"] == 50

@@ -24,11 +24,15 @@ RUN groupadd --system --gid 10001 bookrec \
 COPY --from=builder /opt/venv /opt/venv
 # /tmp is the one writable path (a tmpfs under compose, a task volume on ECS):
 # the embedded SQLite default lives there, and no .pyc files are written.
+# PROMETHEUS_MULTIPROC_DIR: uvicorn runs WEB_CONCURRENCY workers, so each writes its
+# metrics to files there and /metrics (from any worker) adds them up; /tmp starts
+# empty with each container, which is what prometheus-client needs.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
-    SQLITE_PATH=/tmp/bookrec.db
+    SQLITE_PATH=/tmp/bookrec.db \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8000

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aioboto3
 import numpy as np
+import orjson
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -61,10 +62,17 @@ _RETRYABLE_CODES = frozenset(
         "ServiceUnavailable",
     }
 )
+# Reads whose response bodies the adapter decodes itself. botocore's shape-driven parser
+# walks every attribute of every item in Python, on the event loop: it was 80% of the
+# client's time in a snapshot Scan (BENCHMARKS.md), and it would stall requests the same
+# way for every Query. orjson decodes the same wire-format JSON, which is what the
+# adapter reads anyway, several times faster.
+_RAW_OPERATIONS = ("Query", "Scan", "BatchGetItem")
+_RAW_BODY = "RawBody"
+
 _METHODS = {
     "BatchGetItem": "batch_get_item",
     "BatchWriteItem": "batch_write_item",
-    "CreateTable": "create_table",
     "DescribeTable": "describe_table",
     "PutItem": "put_item",
     "Query": "query",
@@ -135,6 +143,8 @@ class DynamoTable:
         self.name = name
         self.retry = retry or RetryPolicy()
         self.counts = counts or DynamoCallCounts()
+        for operation in _RAW_OPERATIONS:
+            client.meta.events.register(f"before-parse.dynamodb.{operation}", _keep_body_raw, unique_id=f"bookrec-raw-{operation}")
 
     async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """One request, re-sent while DynamoDB throttles it or fails with a 5xx."""
@@ -166,6 +176,8 @@ class DynamoTable:
             except BotoCoreError as error:  # botocore already retried the connection; do not stack timeouts
                 raise StoreUnavailable(f"DynamoDB {operation} on table {self.name!r} failed: {error}") from error
             self._count_sdk_retries(operation, response)
+            if _RAW_BODY in response:
+                response = orjson.loads(response.pop(_RAW_BODY)) | response
             responses.append(response)
             pending = response.get(remainder) if remainder else None
             if not pending:
@@ -197,14 +209,24 @@ class DynamoTable:
 
         Items are deduplicated (last one wins) a window at a time and windows are
         written in order, so a later duplicate always overwrites an earlier one, and
-        no batch carries a key twice (DynamoDB rejects that batch whole).
+        no batch carries a key twice (DynamoDB rejects that batch whole). Within a
+        window each partition key belongs to one lane, written batch after batch, so
+        concurrent requests never write the same partition: that spreads the load
+        over DynamoDB's partitions, and moto's server, which can drop items written
+        concurrently to a new partition key, stays exact.
         """
         written = 0
         for window in _deduplicated_windows(keyed_items, BATCH_WRITE_LIMIT * concurrency * 4):
-            chunks = [window[start : start + BATCH_WRITE_LIMIT] for start in range(0, len(window), BATCH_WRITE_LIMIT)]
-            await _gather_bounded([functools.partial(self._put_chunk, chunk) for chunk in chunks], concurrency)
+            lanes: list[list[Item]] = [[] for _ in range(concurrency)]
+            for item in window:
+                lanes[hash(item["pk"]["S"]) % concurrency].append(item)
+            await _gather_bounded([functools.partial(self._put_lane, lane) for lane in lanes if lane], concurrency)
             written += len(window)
         return written
+
+    async def _put_lane(self, items: list[Item]) -> None:
+        for start in range(0, len(items), BATCH_WRITE_LIMIT):
+            await self._put_chunk(items[start : start + BATCH_WRITE_LIMIT])
 
     async def _put_chunk(self, items: list[Item]) -> None:
         requests = [{"PutRequest": {"Item": item}} for item in items]
@@ -271,7 +293,9 @@ class DynamoRatingsRepository:
     async def scan_columns(self) -> RatingColumns:
         """Parallel Scan: each segment follows its own pages; only rating items, only three attributes."""
         started = time.perf_counter()
-        segments = await asyncio.gather(*(self._scan_segment(segment) for segment in range(self.scan_segments)))
+        segments = await _gather_bounded(
+            [functools.partial(self._scan_segment, segment) for segment in range(self.scan_segments)], self.scan_segments
+        )
         columns = await asyncio.to_thread(_build_columns, segments)
         logger.info(
             "scanned %d ratings of %d users from DynamoDB table %s in %.2f s (%d segments)",
@@ -472,6 +496,13 @@ async def _gather_bounded(jobs: Sequence[Callable[[], Awaitable[T]]], limit: int
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _keep_body_raw(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore `before-parse` hook: hand a successful body over as bytes and let botocore parse an empty one."""
+    if response_dict["status_code"] == 200:
+        customized_response_dict[_RAW_BODY] = response_dict["body"]
+        response_dict["body"] = b"{}"
 
 
 def _error_code(error: ClientError) -> str:

@@ -53,7 +53,8 @@ class InProcessRecommendationCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def get_many(self, user_ids: Sequence[str]) -> list[RecommendationList | None]:
+    async def get_many(self, user_ids: Sequence[str], *, items: int | None = None) -> list[RecommendationList | None]:
+        """The stored lists themselves, whole whatever `items` says: cutting them would cost, not save."""
         values: list[RecommendationList | None] = []
         for user_id in user_ids:
             key = cache_key(user_id)

@@ -92,8 +92,9 @@ class RedisRecommendationCache:
     def client(self) -> RedisClient:
         return self._client
 
-    async def get_many(self, user_ids: Sequence[str]) -> list[RecommendationList | None]:
-        """One MGET (cluster: one MGET per slot in one pipelined round, in the order asked)."""
+    async def get_many(self, user_ids: Sequence[str], *, items: int | None = None) -> list[RecommendationList | None]:
+        """One MGET (cluster: one MGET per slot in one pipelined round, in the order asked); with `items`,
+        only that many recommendations of each list are decoded."""
         if not user_ids:
             return []
         keys = [cache_codec.cache_key(user_id) for user_id in user_ids]
@@ -101,7 +102,7 @@ class RedisRecommendationCache:
         if raws is None:
             self.stats.misses += len(keys)
             return [None] * len(keys)
-        values = [cache_codec.decode(raw, user_id) for raw, user_id in zip(raws, user_ids)]
+        values = [cache_codec.decode(raw, user_id, items) for raw, user_id in zip(raws, user_ids)]
         unreadable = [
             key
             for key, raw, value in zip(keys, raws, values)

@@ -1,18 +1,20 @@
 """DynamoDB adapter speed: import and snapshot scan against moto's server, request reads, and the client's own scan cost.
 
     .venv/bin/python -m bench.bench_dynamodb [--runs 3] [--import-runs 1] [--segments 1 4 8]
-                                             [--subset 30000] [--full-scan-segments 8]
+                                             [--subset 30000] [--full-scan-segments 8] [--client-side-only]
 
-1. `bookrec import`'s code path (books.csv + ratings-5pct-users.csv, 298k ratings) into
-   a fresh table on a moto server running in its own process, as DynamoDB Local would.
-2. The reads of one GraphQL request for 50 users on that table: their ratings (Query)
-   and 500 of their books (BatchGetItem), with the requests counted.
-3. The snapshot scan (`scan_columns`) of the whole table, once per `--full-scan-segments`:
-   moto sorts the whole table for every Scan page, so this measures moto more than us.
-4. The scan of a `--subset`-rating table for each `--segments`, `--runs` times each.
-5. The client's share of a full scan: the same 298k ratings served as pre-built Scan
-   pages by a stub HTTP server that only writes bytes, so what remains is aiohttp,
-   botocore's parsing and the adapter's column build.
+1. The client's share of a snapshot scan: the 298k ratings of ratings-5pct-users.csv
+   served as pre-built Scan pages by a stub HTTP server that only writes bytes, so
+   what is timed is aiohttp, response decoding and the adapter's column build; once
+   more with botocore's own response parser, for comparison.
+2. A `--subset`-rating table (plus the 10k books) on a moto server running in its own
+   process, as DynamoDB Local would: the reads of one GraphQL request for 50 users
+   (their ratings by Query, 500 of their books by BatchGetItem, requests counted),
+   then its scan for each `--segments`, `--runs` times each.
+3. `bookrec import`'s code path (books.csv + the 298k ratings) into a fresh moto table,
+   then the snapshot scan of the whole table once per `--full-scan-segments`.
+   moto sorts the whole table for every Query and Scan page, so moto's figures
+   measure moto far more than the adapter.
 """
 
 from __future__ import annotations
@@ -165,10 +167,13 @@ async def client_side_scans(ratings_path: Path, segment_counts: list[int], resul
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         settings = load_settings(dynamodb_table="stub", dynamodb_endpoint_url=f"http://127.0.0.1:{port}")
-        for segments in segment_counts:
+        for segments, parser in [(segments, "orjson") for segments in segment_counts] + [(max(segment_counts), "botocore")]:
             async with open_dynamodb_stores(settings, scan_segments=segments) as (ratings, _):
+                if parser == "botocore":  # the comparison: let botocore parse Scan bodies as it does by default
+                    ratings.table.client.meta.events.unregister("before-parse.dynamodb.Scan", unique_id="bookrec-raw-Scan")
                 for _ in range(runs):
-                    columns = await results.time(f"client side of a full scan, {segments} segment(s), stub server", ratings.scan_columns)
+                    name = f"client side of a full scan, {segments} segment(s), stub server, {parser} decoding"
+                    columns = await results.time(name, ratings.scan_columns)
                     assert len(columns) == len(user_ids)
     finally:
         await runner.cleanup()
@@ -182,6 +187,7 @@ def main() -> int:
     parser.add_argument("--subset", type=int, default=30_000, help="ratings in the table of the scan-per-segments series")
     parser.add_argument("--full-scan-segments", type=int, nargs="*", default=[8], help="segment counts of full-table scans on moto")
     parser.add_argument("--ratings", type=Path, default=DATA / "ratings-5pct-users.csv")
+    parser.add_argument("--client-side-only", action="store_true", help="skip everything that needs moto")
     args = parser.parse_args()
     books_path = args.ratings.parent / "books.csv"
     if not args.ratings.is_file() or not books_path.is_file():
@@ -195,6 +201,9 @@ def main() -> int:
 
     print("client side (stub server):", flush=True)
     asyncio.run(client_side_scans(args.ratings, args.segments, results, args.runs))
+    if args.client_side_only:
+        results.report()
+        return 0
 
     with moto_server_process() as endpoint:
         print("subset table on moto:", flush=True)
@@ -206,6 +215,9 @@ def main() -> int:
                     await repository.put_many(ratings[: args.subset])
 
             asyncio.run(load_subset())
+            users = list(dict.fromkeys(rating.user_id for rating in ratings[: args.subset]))[:50]
+            counts = asyncio.run(request_reads(settings, users, results, args.runs))
+            print(f"    requests of the last request-read run: {dict(counts.calls)}", flush=True)
             for segments in args.segments:
                 for _ in range(args.runs):
                     asyncio.run(scan(settings, segments, results, f"moto: scan of {args.subset:,} ratings + 10k books, {segments} segment(s)", args.subset))
@@ -216,9 +228,6 @@ def main() -> int:
                 summary = asyncio.run(results.time("moto: bookrec import of books.csv + 298k ratings", lambda: import_files(settings, books_path, args.ratings)))
                 assert summary.ratings == len(ratings), summary
                 if run == 0:
-                    users = list(dict.fromkeys(rating.user_id for rating in ratings))[:50]
-                    counts = asyncio.run(request_reads(settings, users, results, args.runs))
-                    print(f"    requests of the last request-read run: {dict(counts.calls)}", flush=True)
                     for segments in args.full_scan_segments:
                         asyncio.run(scan(settings, segments, results, f"moto: full scan of 298k ratings + 10k books, {segments} segment(s)", len(ratings)))
     results.report()

@@ -57,8 +57,12 @@ class RecommendationCache(Protocol):
     grants no lease and skips writes, because Redis is an optimisation, not a dependency.
     """
 
-    async def get_many(self, user_ids: Sequence[str]) -> list[RecommendationList | None]:
-        """Values in the order asked; None for absent, leased, corrupt or old-format entries."""
+    async def get_many(self, user_ids: Sequence[str], *, items: int | None = None) -> list[RecommendationList | None]:
+        """Values in the order asked; None for absent, leased, corrupt or old-format entries.
+
+        With `items`, a value may hold only the first `items` recommendations of the list:
+        a reader that shows the top 10 need not decode all 50 (never pass it to write back).
+        """
 
     async def lease_many(self, user_ids: Sequence[str]) -> Leases:
         """Try to take a lease on each (absent) key, so that one caller computes it."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from domain.models import (
     MAX_RATING,
@@ -30,6 +30,30 @@ from domain.recommender import ModelSnapshot, Recommender
 
 RunBlocking = Callable[..., Awaitable[Any]]
 ProgressCallback = Callable[[int, int], None]
+
+
+class ServiceObserver(Protocol):
+    """What the service reports as it works, so that metrics and tracing live outside the domain.
+
+    Called on the event loop once per cache read and once per recommender batch, never
+    per user or per field: an implementation must be cheap and must not raise.
+    """
+
+    def cache_read(self, hits: int, misses: int, seconds: float) -> None:
+        """One `get_many` of a request's users answered: how many were hits, and how long it took."""
+
+    def recommender_batch(self, users: int, seconds: float) -> None:
+        """One vectorised recommender call finished (thread pool queueing included)."""
+
+
+class NoObserver:
+    """The default observer: reports go nowhere."""
+
+    def cache_read(self, hits: int, misses: int, seconds: float) -> None:
+        pass
+
+    def recommender_batch(self, users: int, seconds: float) -> None:
+        pass
 
 
 @dataclass
@@ -90,6 +114,7 @@ class RecommendationService:
         lease_wait: LeaseWait = LeaseWait(),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        observer: ServiceObserver | None = None,
     ) -> None:
         self._ratings = ratings
         self._catalog = catalog
@@ -100,8 +125,11 @@ class RecommendationService:
         self._lease_wait = lease_wait
         self._sleep = sleep
         self._clock = clock
-        self._inflight: dict[str, asyncio.Future[RecommendationList]] = {}
+        # user -> (list, whether joiners may use it); see _resolve_misses.
+        self._inflight: dict[str, asyncio.Future[tuple[RecommendationList, bool]]] = {}
         self.counters = ServiceCounters()
+        # Public and assignable: the API attaches its metrics to a service the container built.
+        self.observer: ServiceObserver = observer or NoObserver()
 
     @property
     def model(self) -> ModelHolder:
@@ -109,14 +137,20 @@ class RecommendationService:
 
     # Reads
 
-    async def recommendation_lists(self, user_ids: Sequence[str]) -> list[RecommendationList]:
-        """Each user's full cached top-N, in the order asked: one cache read, one batch for the misses."""
+    async def recommendation_lists(self, user_ids: Sequence[str], *, items: int | None = None) -> list[RecommendationList]:
+        """Each user's full cached top-N, in the order asked: one cache read, one batch for the misses.
+
+        With `items`, a cached list may be cut to its first `items` (see RecommendationCache.get_many).
+        """
         unique = list(dict.fromkeys(user_ids))
-        cached = await self._cache.get_many(unique)
+        started = time.perf_counter()
+        cached = await self._cache.get_many(unique, items=items)
+        read_seconds = time.perf_counter() - started
         self.counters.cache_gets += 1
         found = {user: value for user, value in zip(unique, cached) if value is not None}
         self.counters.hits += len(found)
         misses = [user for user in unique if user not in found]
+        self.observer.cache_read(len(found), len(misses), read_seconds)
         if misses:
             self.counters.misses += len(misses)
             found.update(await self._resolve_misses(misses))
@@ -195,7 +229,8 @@ class RecommendationService:
             futures = {user: loop.create_future() for user in owned}
             self._inflight.update(futures)
             try:
-                results.update(await self._compute_under_leases(owned))
+                computed, unsure = await self._compute_under_leases(owned)
+                results.update(computed)
             except asyncio.CancelledError:
                 for future in futures.values():
                     future.cancel()
@@ -207,32 +242,51 @@ class RecommendationService:
                 raise
             else:
                 for user, future in futures.items():
-                    future.set_result(results[user])
+                    future.set_result((results[user], user not in unsure))
             finally:
                 for user, future in futures.items():
                     if self._inflight.get(user) is future:
                         del self._inflight[user]
+        recompute = []
         for user, future in joined.items():
             # shield: a joiner's cancellation must not cancel the owner's computation.
-            results[user] = await asyncio.shield(future)
+            value, usable = await asyncio.shield(future)
+            if usable:
+                results[user] = value
+            else:
+                recompute.append(user)
+        if recompute:
+            # The owner's list may predate a rating that another process stored (and whose DEL refused
+            # the owner's fill) before this read was issued; computed afresh, it cannot.
+            results.update((await self._compute_under_leases(recompute))[0])
         return results
 
-    async def _compute_under_leases(self, users: list[str]) -> dict[str, RecommendationList]:
+    async def _compute_under_leases(self, users: list[str]) -> tuple[dict[str, RecommendationList], set[str]]:
+        """The users' lists, and those of them whose list may predate a rating stored in another process.
+
+        A fill the cache refused means a DEL (a rating) voided the lease while the list was
+        computed; a list computed after waiting in vain for another holder has no lease to
+        tell. The caller's own request may use such a list (it was issued before the
+        computation began), but a request that joined the computation later may not.
+        """
         leases = await self._cache.lease_many(users)
         held_elsewhere = set(leases.held_elsewhere)
         results: dict[str, RecommendationList] = {}
+        unsure: set[str] = set()
         # Granted users are filled; users the cache could not answer for are served unwritten.
         to_compute = [user for user in users if user not in held_elsewhere]
         if to_compute:
             results.update(await self._compute(to_compute))
-            await self._fill(results, leases.granted)
+            if not await self._fill(results, leases.granted):
+                unsure.update(user for user in to_compute if user in leases.granted)
         if held_elsewhere:
             waiting = [user for user in users if user in held_elsewhere]
             results.update(await self._wait_for_fills(waiting))
             unfilled = [user for user in waiting if user not in results]
             if unfilled:
                 results.update(await self._compute(unfilled))
-        return results
+                unsure.update(unfilled)
+        return results, unsure
 
     async def _wait_for_fills(self, users: list[str]) -> dict[str, RecommendationList]:
         """Poll with doubling delays for values another lease holder is computing."""
@@ -257,7 +311,9 @@ class RecommendationService:
         """
         snapshot = self._model.current
         fresh = await self._ratings.get_many(users)
+        started = time.perf_counter()
         items = await self._run_blocking(self._recommender.recommend_batch, snapshot, users, fresh)
+        self.observer.recommender_batch(len(users), time.perf_counter() - started)
         self.counters.recommender_batches += 1
         self.counters.users_computed += len(users)
         now = self._clock()
@@ -266,10 +322,12 @@ class RecommendationService:
             for user, user_items in zip(users, items)
         }
 
-    async def _fill(self, lists: Mapping[str, RecommendationList], leases: Mapping[str, str]) -> None:
+    async def _fill(self, lists: Mapping[str, RecommendationList], leases: Mapping[str, str]) -> bool:
+        """Write the lists whose lease is held; False when the cache refused or dropped any of them."""
         granted = [lists[user] for user in lists if user in leases]
         if not granted:
-            return
+            return True
         stored = await self._cache.fill_many(granted, leases)
         self.counters.fills += stored
         self.counters.fills_refused += len(granted) - stored
+        return stored == len(granted)

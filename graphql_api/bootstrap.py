@@ -11,18 +11,26 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from adapters.cached_catalog import CachedBookCatalog
 from domain.ports import BookCatalog, RatingsRepository, RecommendationCache
 from domain.recommender import ModelSnapshot, Recommender, RecommenderParams
 from domain.service import ModelHolder, RecommendationService, RunBlocking
+from graphql_api.loaders import CATALOG_BATCH
 from graphql_api.settings import Settings
 
 logger = logging.getLogger("bookrec.bootstrap")
+
+# Books change only on `bookrec import`; every request reads them. Cached in process for
+# this long (an import shows in other processes within it), and at most this many.
+BOOK_CACHE_TTL_SECONDS = 300
+BOOK_CACHE_MAX_ENTRIES = 200_000
 
 
 @dataclass
@@ -118,13 +126,15 @@ async def open_container(
     stores: Stores | None = None,
     cache: RecommendationCache | None = None,
     refresh_model: bool = True,
+    warm_books: bool = False,
     **service_options: Any,
 ) -> AsyncIterator[Container]:
     """Build the service from the settings (or from the adapters given), load the model, keep it fresh.
 
     The recommender gets its own thread pool, sized to the cores, so scoring never
     queues behind blocking store calls in asyncio's default pool (and never runs on
-    the event loop).
+    the event loop). Books are read through a process-wide cache (adapters.cached_catalog);
+    `warm_books` fills it before the container is handed out, as a serving process wants.
     """
     executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="recommender")
     loop = asyncio.get_running_loop()
@@ -141,11 +151,16 @@ async def open_container(
             stack.push_async_callback(cache.aclose)
         params = settings.recommender_params
         model = ModelHolder(await load_snapshot(stores.ratings, params, run_blocking))
+        catalog = CachedBookCatalog(stores.catalog, ttl_seconds=BOOK_CACHE_TTL_SECONDS, max_entries=BOOK_CACHE_MAX_ENTRIES)
+        if warm_books:  # a serving process: read every book the model can recommend before the first request
+            started = time.perf_counter()
+            cached = await catalog.warm(model.current.book_ids.tolist(), batch_size=CATALOG_BATCH)
+            logger.info("book cache warmed: %d books in %.2f s", cached, time.perf_counter() - started)
         service = RecommendationService(
-            stores.ratings, stores.catalog, cache, model, Recommender(params),
+            stores.ratings, catalog, cache, model, Recommender(params),
             run_blocking=service_options.pop("run_blocking", run_blocking), **service_options,
         )
-        container = Container(settings, service, stores.ratings, stores.catalog, cache, model, run_blocking)
+        container = Container(settings, service, stores.ratings, catalog, cache, model, run_blocking)
         if refresh_model and settings.model_refresh_seconds > 0:
             refresher = asyncio.create_task(_refresh_model_forever(container, settings.model_refresh_seconds))
             stack.callback(refresher.cancel)

@@ -26,6 +26,7 @@ COMMANDS = (
     "generate",
     "export_schema",
     "create_table",
+    "stats",
 )
 
 

@@ -28,6 +28,8 @@ INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_REQUEST = "BAD_REQUEST"
+RATE_LIMITED = "RATE_LIMITED"  # HTTP 429 with Retry-After (graphql_api.limits)
+PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"  # HTTP 413
 
 INTERNAL_MESSAGE = "Internal server error"
 UNAVAILABLE_MESSAGE = "A data store is unavailable; try again shortly"
@@ -53,6 +55,16 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     code = NOT_FOUND
+
+
+class RateLimited(ApiError):
+    """The caller's mutation bucket is empty; `retry_after` is the whole seconds until it has a token again."""
+
+    code = RATE_LIMITED
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many mutations from this client; retry after {retry_after} s")
+        self.retry_after = retry_after
 
 
 def tag_validation_errors(errors: list[GraphQLError]) -> None:

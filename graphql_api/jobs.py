@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domain.service import RecommendationService
+from graphql_api.observability.progress import ProgressLog
 
 logger = logging.getLogger("bookrec.jobs")
 
@@ -66,6 +67,11 @@ class RefreshJobs:
     def get(self, job_id: str) -> RefreshJob | None:
         return self._jobs.get(job_id)
 
+    @property
+    def latest(self) -> RefreshJob | None:
+        """The job started last, running or finished: what the metrics report."""
+        return self._running
+
     async def close(self) -> None:
         """Stop a running job at shutdown; it is marked FAILED."""
         if self._task is not None and not self._task.done():
@@ -76,8 +82,14 @@ class RefreshJobs:
     @staticmethod
     async def _run(job: RefreshJob, service: RecommendationService, user_ids: Sequence[str] | None) -> None:
         job.status = JobStatus.RUNNING
+        progress = ProgressLog(logger, f"refresh job {job.id}")
+
+        def report(processed: int, total: int) -> None:
+            job.report_progress(processed, total)
+            progress(processed, total)
+
         try:
-            await service.refresh(user_ids, on_progress=job.report_progress)
+            await service.refresh(user_ids, on_progress=report)
         except asyncio.CancelledError:
             job.status = JobStatus.FAILED
             raise
@@ -86,3 +98,4 @@ class RefreshJobs:
             job.status = JobStatus.FAILED
         else:
             job.status = JobStatus.SUCCEEDED
+            progress.finish(job.processed)

@@ -9,15 +9,16 @@ from typing import Annotated
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
-from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from domain import models
 from domain.models import InvalidRating, UnknownBook
 from graphql_api import jobs
+from graphql_api.cache_stats import CacheStats, WindowMinutes, resolve_cache_stats
 from graphql_api.context import RequestContext
 from graphql_api.errors import BadUserInput, NotFound, tag_validation_errors
+from graphql_api.limits import QueryLimits, document_rules
 from graphql_api.types import (
     Book,
     BookId,
@@ -34,13 +35,6 @@ from graphql_api.types import (
 )
 
 JobId = Annotated[strawberry.ID, strawberry.argument(description="The job's id.")]
-
-# Bounds on what one document may ask for (design section 5). 100 aliases lets a
-# client ask for MAX_IDS users through aliases of `user`, as through `users`. Depth
-# needs no bound: the schema has no cycle, so no document can nest deeper than it.
-MAX_TOKENS = 5_000
-MAX_ALIASES = 100
-
 
 @strawberry.type(description="Reads. Anonymous.")
 class Query:
@@ -80,6 +74,10 @@ class Query:
     def refresh_job(self, info: Info[RequestContext, None], id: JobId) -> jobs.RefreshJob | None:
         return info.context.jobs.get(id)
 
+    @strawberry.field(description="Cache hit ratio, keys cached, breaker and snapshot, for the process answering. Admin only.")
+    async def cache_stats(self, info: Info[RequestContext, None], window_minutes: WindowMinutes = 5) -> CacheStats:
+        return await resolve_cache_stats(info, window_minutes)
+
 
 @strawberry.type(description="Writes. Each needs an `Authorization: Bearer <token>` header.")
 class Mutation:
@@ -97,6 +95,7 @@ class Mutation:
         rating: Annotated[int, strawberry.argument(description="Stars, from 1 to 5.")],
     ) -> RateBookPayload:
         context = info.context
+        context.admit_mutation()
         context.principal().require_user_or_admin(user_id)
         parsed_book_id = parse_book_id(book_id)
         if parsed_book_id is None:
@@ -114,6 +113,7 @@ class Mutation:
     @strawberry.mutation(description="Drop a user's cached recommendations so the next read recomputes them. Admin only.")
     async def invalidate_recommendations(self, info: Info[RequestContext, None], user_id: UserId) -> bool:
         context = info.context
+        context.admit_mutation()
         context.principal().require_admin()
         await context.service.invalidate(user_id)
         context.loaders.forget_user(user_id)
@@ -135,26 +135,29 @@ class Mutation:
         ] = strawberry.UNSET,
     ) -> jobs.RefreshJob:
         context = info.context
+        context.admit_mutation()
         context.principal().require_admin()
         everyone = user_ids is None or user_ids is strawberry.UNSET
         return context.jobs.start(context.service, None if everyone else user_ids)
 
 
 class RequestRules(SchemaExtension):
-    """This API's limits on a document, and Apollo's code on its validation errors.
+    """This API's limits on a document (graphql_api.limits), and Apollo's code on its validation errors.
 
     The rule classes are made once per schema, so the ValidationCache, which keys
     on them, hits across requests (Strawberry's limiter extensions make new
-    classes per instance, and instances are per request).
+    classes per instance, and instances are per request). The token bound is the
+    parser's own: it stops reading at the limit, before building anything.
     """
 
-    def __init__(self, rules: tuple[type[ASTValidationRule], ...]) -> None:
+    def __init__(self, rules: tuple[type[ASTValidationRule], ...], max_tokens: int) -> None:
         super().__init__()
         self._rules = rules
+        self._max_tokens = max_tokens
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
-        context.parse_options["max_tokens"] = MAX_TOKENS
+        context.parse_options["max_tokens"] = self._max_tokens
         context.validation_rules = context.validation_rules + self._rules
         yield
 
@@ -168,16 +171,16 @@ class BookrecSchema(strawberry.Schema):
         """Errors are logged once, by kind, when the view formats them (graphql_api.errors), not all with stacks."""
 
 
-def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+def build_schema(*, introspection: bool = True, limits: QueryLimits = QueryLimits()) -> strawberry.Schema:
     """The schema; without introspection (production) it also leaves field suggestions out of error messages."""
-    rules: tuple[type[ASTValidationRule], ...] = (max_aliases_rule(MAX_ALIASES),)
+    rules = document_rules(limits)
     if not introspection:
         rules += (NoSchemaIntrospectionCustomRule,)
     return BookrecSchema(
         query=Query,
         mutation=Mutation,
         # Classes and factories, not instances: Strawberry makes the extensions per request.
-        extensions=[functools.partial(RequestRules, rules), ParserCache, ValidationCache],
+        extensions=[functools.partial(RequestRules, rules, limits.max_tokens), ParserCache, ValidationCache],
         config=StrawberryConfig(disable_field_suggestions=not introspection),
     )
 

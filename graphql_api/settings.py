@@ -30,6 +30,16 @@ class Settings(BaseSettings):
     graphiql: bool | None = Field(None, description="Serve GraphiQL; defaults to DEBUG.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     cors_origins: str = Field("", description="Comma-separated origins allowed to call the API from a browser.")
+    otel_enabled: bool = Field(False, description="OpenTelemetry tracing (needs the `otel` extra; OTEL_* configure it).")
+
+    # Request limits (design section 5); each refusal is a coded error
+    introspection: bool | None = Field(None, description="Answer introspection queries; defaults to DEBUG.")
+    max_query_depth: int = Field(8, ge=1, le=100, description="Deepest field nesting a document may have.")
+    max_query_aliases: int = Field(30, ge=0, le=10_000, description="Aliases one document may use.")
+    max_query_tokens: int = Field(2_000, ge=100, le=1_000_000, description="Lexical tokens one document may have.")
+    max_request_bytes: int = Field(65_536, ge=1_024, description="Largest request body (and GET query string); 413 past it.")
+    mutation_rate_per_minute: int = Field(120, ge=0, description="Mutation fields a client may run per minute, sustained; 0 turns the limit off.")
+    mutation_rate_burst: int = Field(30, ge=1, description="Mutation fields a client may run at once before the rate applies.")
 
     # Auth
     auth_jwt_secret: str | None = Field(None, min_length=16, description="HS256 secret for bearer tokens.")
@@ -70,6 +80,10 @@ class Settings(BaseSettings):
     @property
     def graphiql_enabled(self) -> bool:
         return self.debug if self.graphiql is None else self.graphiql
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.debug if self.introspection is None else self.introspection
 
     @cached_property
     def recommender_params(self) -> RecommenderParams:

@@ -28,6 +28,7 @@ from graphql_api.loaders import Loaders
 MAX_IDS = 100
 MIN_LIMIT = 1
 MAX_LIMIT = 50
+DEFAULT_LIMIT = 10  # `recommendations`' default; graphql_api.read_plans applies it too
 
 
 # Argument types with their descriptions, shared by every field that takes one.
@@ -125,7 +126,7 @@ class User:
     @strawberry.field(
         description="Books recommended to the user, best first. Never includes a book the user has rated."
     )
-    async def recommendations(self, info: Info[RequestContext, None], limit: Limit = 10) -> list[Recommendation]:
+    async def recommendations(self, info: Info[RequestContext, None], limit: Limit = DEFAULT_LIMIT) -> list[Recommendation]:
         check_limit(limit)
         loaders = info.context.loaders
         entries = (await loaders.recommendations.load(self.id)).items[:limit]

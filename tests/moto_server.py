@@ -1,9 +1,10 @@
 """moto's DynamoDB over real HTTP: one ThreadedMotoServer per test session, a fresh table per test.
 
-moto's in-process mocks patch botocore's HTTP layer, which aiobotocore does not
-use, so the DynamoDB adapter is tested against moto's server through aiohttp,
-exactly as it talks to AWS. Imported by tests/conftest.py so every test package
-can ask for `moto_server` (the endpoint URL) or `dynamodb_settings`.
+moto's in-process mocks answer botocore's synchronous HTTP layer and do not work
+with aiobotocore's asynchronous one, so the DynamoDB adapter is tested against
+moto's server through aiohttp, exactly as it talks to AWS. Imported by
+tests/conftest.py so every test package can ask for `moto_server` (the endpoint
+URL) or `dynamodb_settings`.
 """
 
 from __future__ import annotations

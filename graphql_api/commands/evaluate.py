@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         with tqdm(unit="variant", desc="sweep", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
             best, swept = coordinate_sweep(split, defaults, catalogue_size, on_result=lambda _: bar.update())
         results += [result for result in swept if result.params not in (defaults, best)]
-        results.append(_renamed(next(result for result in swept if result.params == best), f"best of sweep: {describe(best)}"))
+        results.append(replace(next(result for result in swept if result.params == best), name=f"best of sweep: {describe(best)}"))
     header = (f"{len(columns):,} ratings, {len(columns.user_ids):,} users, catalogue {catalogue_size:,} books; "
               f"{len(split.test_users):,} test users, {args.holdout} hidden each, seed {args.seed}")
     print(as_json(header, results) if args.json else as_table(header, results))
@@ -73,20 +73,16 @@ def load(ratings_path: Path, books_path: Path | None) -> tuple[RatingColumns, in
     """The ratings (restricted to the catalogue when --books is given) and the catalogue's size."""
     try:
         columns = read_ratings_columns(ratings_path)
-        if books_path is None:
-            return columns, int(np.unique(columns.book_ids).size)
-        book_ids = np.array([book.id for book in read_books(books_path)], dtype=np.int64)
+        book_ids = None if books_path is None else np.array([book.id for book in read_books(books_path)], dtype=np.int64)
     except GoodbooksFormatError as error:
         raise CommandError(str(error)) from None
     if not len(columns):
         raise CommandError(f"ratings file {ratings_path} has no valid rating")
+    if book_ids is None:
+        return columns, int(np.unique(columns.book_ids).size)
     known = np.isin(columns.book_ids, book_ids)
     restricted = RatingColumns(columns.user_ids, columns.user_codes[known], columns.book_ids[known], columns.ratings[known])
     return restricted, int(book_ids.size)
-
-
-def _renamed(result: EvaluationResult, name: str) -> EvaluationResult:
-    return EvaluationResult(**{**asdict(result), "name": name, "params": result.params})
 
 
 def as_table(header: str, results: list[EvaluationResult]) -> str:

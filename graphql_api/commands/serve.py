@@ -7,6 +7,7 @@ import argparse
 import uvicorn
 
 from graphql_api.auth import jwt_secret
+from graphql_api.observability.multiprocess_dir import metrics_directory
 from graphql_api.settings import load_settings
 
 
@@ -32,16 +33,18 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: value for name, value in flags.items() if value is not None}
     settings = load_settings(**overrides)
     jwt_secret(settings)  # refuse here, in one line, rather than in every worker's traceback
-    uvicorn.run(
-        "graphql_api.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.web_concurrency,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level.lower(),
-        # An access log line per request costs a measurable share of a cache hit; on in development only.
-        access_log=settings.debug,
-    )
+    # Several workers share their metrics through files (docs/operations.md, multiprocess mode).
+    with metrics_directory(settings.web_concurrency):
+        uvicorn.run(
+            "graphql_api.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.web_concurrency,
+            loop="uvloop",
+            http="httptools",
+            log_level=settings.log_level.lower(),
+            # An access log line per request costs a measurable share of a cache hit; on in development only.
+            access_log=settings.debug,
+        )
     return 0

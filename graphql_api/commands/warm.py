@@ -1,9 +1,14 @@
-"""`bookrec warm`: compute and cache every user's recommendations, or one segment of them."""
+"""`bookrec warm`: compute and cache every user's recommendations, or one segment of them.
+
+Progress shows as a bar on a terminal and as periodic log lines otherwise (a
+scheduled task's log), and the run ends with its throughput in users/second.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 import zlib
@@ -12,7 +17,11 @@ from tqdm import tqdm
 
 from graphql_api.bootstrap import open_container
 from graphql_api.cli import CommandError
-from graphql_api.settings import load_settings
+from graphql_api.observability.logging_config import configure_logging
+from graphql_api.observability.progress import ProgressLog
+from graphql_api.settings import Settings, load_settings
+
+logger = logging.getLogger("bookrec.warm")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,20 +47,29 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--segment must be in 0..{args.segments - 1} and --segments at least 1")
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
-    return asyncio.run(warm(args.segment, args.segments, args.batch_size))
+    settings = load_settings()
+    configure_logging(settings.log_level, human=settings.debug or sys.stderr.isatty())
+    return asyncio.run(warm(settings, args.segment, args.segments, args.batch_size))
 
 
-async def warm(segment: int, segments: int, batch_size: int) -> int:
-    async with open_container(load_settings(), refresh_model=False) as container:
+async def warm(settings: Settings, segment: int, segments: int, batch_size: int) -> int:
+    async with open_container(settings, refresh_model=False) as container:
         users = [user for user in container.model.current.user_ids if in_segment(user, segment, segments)]
         started = time.perf_counter()
-        with tqdm(total=len(users), unit="user", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+        on_terminal = sys.stderr.isatty()
+        log_progress = ProgressLog(logger, f"warm segment {segment}/{segments}")
+        with tqdm(total=len(users), unit="user", disable=not on_terminal, file=sys.stderr) as bar:
 
             def progress(done: int, total: int) -> None:
-                bar.update(done - bar.n)
+                if on_terminal:
+                    bar.update(done - bar.n)
+                else:
+                    log_progress(done, total)
 
             computed = await container.service.refresh(users, batch_size=batch_size, on_progress=progress)
         elapsed = time.perf_counter() - started
+        if not on_terminal:
+            log_progress.finish(computed)
     rate = computed / elapsed if elapsed > 0 else 0.0
     print(f"warmed {computed} of {len(users)} users (segment {segment}/{segments}) in {elapsed:.1f} s: {rate:,.0f} users/s")
     return 0

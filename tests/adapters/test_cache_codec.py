@@ -24,6 +24,13 @@ def test_round_trip() -> None:
     assert cache_codec.decode(cache_codec.encode(sample()), "58") == sample()
 
 
+def test_a_decode_of_the_first_items_is_the_list_cut_there() -> None:
+    value = sample()
+    for items in (0, 1, 2, 5):
+        decoded = cache_codec.decode(cache_codec.encode(value), "58", items)
+        assert decoded == RecommendationList("58", value.items[:items], value.model_version, value.computed_at)
+
+
 def test_the_envelope_has_the_documented_fields_and_leaves_the_user_to_the_key() -> None:
     envelope = orjson.loads(cache_codec.encode(sample()))
 

@@ -126,6 +126,33 @@ class LoadedClient:
 _METHOD = {"PutItem": "put_item", "Query": "query", "Scan": "scan", "BatchGetItem": "batch_get_item", "BatchWriteItem": "batch_write_item"}
 
 
+class PartitionWatch:
+    """The real client, watching the BatchWriteItem requests in flight: which partition keys two of them wrote at once."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.writing: Counter[str] = Counter()
+        self.shared: set[str] = set()
+        self.requests_at_once = 0
+        self.most_requests_at_once = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def batch_write_item(self, **params: Any) -> dict[str, Any]:
+        ((_, writes),) = params["RequestItems"].items()
+        partitions = {write["PutRequest"]["Item"]["pk"]["S"] for write in writes}
+        self.shared |= {partition for partition in partitions if self.writing[partition]}
+        self.writing.update(partitions)
+        self.requests_at_once += 1
+        self.most_requests_at_once = max(self.most_requests_at_once, self.requests_at_once)
+        try:
+            return await self._client.batch_write_item(**params)
+        finally:
+            self.writing.subtract(partitions)
+            self.requests_at_once -= 1
+
+
 class RecordedSleeps:
     """Stands in for asyncio.sleep: records each backoff instead of waiting it out."""
 
@@ -206,6 +233,18 @@ async def test_put_many_writes_25_items_a_batch(client: Any, dynamodb_settings: 
     batch_sizes = sorted(len(params["RequestItems"][dynamodb_settings.dynamodb_table]) for _, params in loaded.sent)
     assert batch_sizes == [10, 25, 25]
     assert len((await ratings.get_many(["alice"]))["alice"]) == 60
+
+
+async def test_concurrent_batches_never_write_the_same_partition(client: Any, dynamodb_settings: Settings) -> None:
+    watch = PartitionWatch(client)
+    ratings, _ = stores(watch, dynamodb_settings)
+    users = [f"user-{n}" for n in range(40)]
+
+    assert await ratings.put_many(rating for user in users for rating in ratings_of(user, 30)) == 1_200
+
+    assert watch.shared == set() and watch.most_requests_at_once > 1
+    found = await ratings.get_many(users)
+    assert all(found[user] == ratings_of(user, 30) for user in users)
 
 
 async def test_every_scan_segment_follows_its_own_pages(client: Any, dynamodb_settings: Settings) -> None:

@@ -111,6 +111,7 @@ class Api:
     catalog: Counted
     cache: Counted
     tokens: TokenAuthority
+    app: Any = None  # the Starlette app, for tests that reach its GraphQL view
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -174,4 +175,4 @@ async def api(
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bookrec.test") as client:
-                yield Api(client, container, ratings, catalog, cache, TokenAuthority(SECRET))
+                yield Api(client, container, ratings, catalog, cache, TokenAuthority(SECRET), app)

@@ -38,15 +38,15 @@ async def test_variables_of_the_wrong_type_are_bad_user_input(api: Api) -> None:
     assert codes(await api.gql("query($ids: [ID!]!) { users(ids: $ids) { id } }", {"ids": [None]})) == ["BAD_USER_INPUT"]
 
 
-async def test_more_than_100_aliases_is_graphql_validation_failed(api: Api) -> None:
-    within = " ".join(f'u{n}: user(id: "{n}") {{ id }}' for n in range(100))
+async def test_more_than_30_aliases_is_graphql_validation_failed(api: Api) -> None:
+    within = " ".join(f'u{n}: user(id: "{n}") {{ id }}' for n in range(30))
     assert "errors" not in await api.gql(f"{{ {within} }}")
-    beyond = " ".join(f'u{n}: user(id: "{n}") {{ id }}' for n in range(101))
+    beyond = " ".join(f'u{n}: user(id: "{n}") {{ id }}' for n in range(31))
     assert codes(await api.gql(f"{{ {beyond} }}")) == ["GRAPHQL_VALIDATION_FAILED"]
 
 
-async def test_a_document_of_more_than_5000_tokens_is_refused_while_parsing(api: Api) -> None:
-    body = await api.gql("{ " + "popularBooks { id } " * 1300 + "}")
+async def test_a_document_of_more_than_2000_tokens_is_refused_while_parsing(api: Api) -> None:
+    body = await api.gql("{ " + "popularBooks { id } " * 500 + "}")  # 2002 tokens
     assert codes(body) == ["GRAPHQL_PARSE_FAILED"]
     assert "tokens" in body["errors"][0]["message"]
 

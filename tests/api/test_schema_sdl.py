@@ -37,6 +37,18 @@ type Mutation {
 }
 """
 
+# What issue 10 (operations) adds to it: the admin-only `cacheStats` query and its types.
+ISSUE_10_ADDITIONS = """
+enum CacheBackend { REDIS MEMORY }
+enum CircuitBreakerState { CLOSED OPEN HALF_OPEN }
+type CacheStats {
+  backend: CacheBackend!  hitRatio: Float  hits: Int!  misses: Int!  windowSeconds: Float!
+  keysCached: Int  keysCachedExact: Boolean!  breakerState: CircuitBreakerState
+  snapshotVersion: String!  snapshotAgeSeconds: Float!
+}
+extend type Query { cacheStats(windowMinutes: Int! = 5): CacheStats! }
+"""
+
 
 def test_schema_graphql_is_the_exported_sdl() -> None:
     assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_sdl(), "schema.graphql is stale: run `bookrec export-schema`"
@@ -44,7 +56,7 @@ def test_schema_graphql_is_the_exported_sdl() -> None:
 
 def test_the_schema_is_the_contract_in_both_directions() -> None:
     ours = build_schema()._schema
-    contract = build_contract(CONTRACT)
+    contract = build_contract(CONTRACT + ISSUE_10_ADDITIONS)
     for old, new in ((contract, ours), (ours, contract)):
         assert find_breaking_changes(old, new) == []
         assert find_dangerous_changes(old, new) == []

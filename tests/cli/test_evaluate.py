@@ -117,3 +117,11 @@ def test_on_the_shared_goodbooks_file_the_recommender_beats_popularity(goodbooks
 
     ndcg = {row["name"].split(":")[0]: row["ndcg"] for row in report["results"]}
     assert ndcg["recommender defaults"] > max(ndcg["popularity (rating count)"], ndcg["popularity (ratings >= 4)"])
+
+
+def test_a_file_without_valid_ratings_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "ratings.csv"
+    empty.write_text("user_id,book_id,rating\n")
+
+    assert main(["evaluate", "--ratings", str(empty)]) == 2
+    assert "has no valid rating" in capsys.readouterr().err

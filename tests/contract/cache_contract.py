@@ -90,6 +90,21 @@ class RecommendationCacheContract:
 
         assert await recommendation_cache.get_many([bob, absent, ann, bob]) == [values[bob], None, values[ann], values[bob]]
 
+    async def test_a_read_for_the_first_items_gets_at_least_those_items_in_order(
+        self, recommendation_cache: RecommendationCache, users
+    ) -> None:
+        ann, bob, absent = users("ann", "bob", "absent")
+        values = {user: recommendations_for(user, n_items=n) for user, n in ((ann, 5), (bob, 2))}
+        await self.cache_values(recommendation_cache, list(values.values()))
+
+        read = await recommendation_cache.get_many([ann, bob, absent], items=3)
+
+        assert read[2] is None
+        for value, full in zip(read[:2], values.values()):
+            assert value is not None
+            assert value.items[:3] == full.items[:3] and len(value.items) >= min(3, len(full.items))
+            assert (value.user_id, value.model_version, value.computed_at) == (full.user_id, full.model_version, full.computed_at)
+
     async def test_values_round_trip_exactly(self, recommendation_cache: RecommendationCache, users) -> None:
         (ann, empty) = users("ann", "empty")
         value = RecommendationList(

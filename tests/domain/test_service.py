@@ -231,7 +231,7 @@ class UnreachableCache:
     def __init__(self) -> None:
         self.fills = 0
 
-    async def get_many(self, user_ids):
+    async def get_many(self, user_ids, items=None):
         return [None] * len(user_ids)
 
     async def lease_many(self, user_ids):

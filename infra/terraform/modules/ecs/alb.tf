@@ -77,6 +77,29 @@ resource "aws_lb_listener" "https" {
   }
 }
 
+# /metrics is for a scraper inside the VPC (it reaches the tasks directly), not for
+# the internet: the load balancer answers it itself.
+resource "aws_lb_listener_rule" "hide_metrics" {
+  listener_arn = aws_lb_listener.https.arn
+  priority     = 10
+
+  action {
+    type = "fixed-response"
+
+    fixed_response {
+      content_type = "application/json"
+      message_body = "{\"errors\":[{\"message\":\"Not Found\",\"extensions\":{\"code\":\"NOT_FOUND\"}}]}"
+      status_code  = "404"
+    }
+  }
+
+  condition {
+    path_pattern {
+      values = ["/metrics", "/metrics/*"]
+    }
+  }
+}
+
 # --- WAF: AWS managed rules (common exploits, known bad inputs such as Log4Shell,
 # anonymising proxies) and a per-IP rate limit.
 

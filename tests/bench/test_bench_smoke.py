@@ -1,0 +1,64 @@
+"""The HTTP benchmark's pieces work on tiny data (the suite itself is `make bench`, not part of the tests)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from adapters import cache_codec
+from bench import http_bench
+from domain.models import Recommendation, RecommendationList, RecommendationSource
+from tests.redis_servers import RedisServerProcess
+
+
+@pytest.mark.redis_server
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk (Debian's package) is not installed")
+def test_wrk_drives_the_seed_baseline_through_the_lua_script(redis_server: RedisServerProcess, tmp_path: Path) -> None:
+    items = tuple(Recommendation(book_id, 1.0 / book_id, RecommendationSource.COLLABORATIVE) for book_id in range(1, 21))
+    with redis_server.client() as client:
+        client.set("reco:7", cache_codec.encode(RecommendationList("7", items, "m", 0.0)))
+    seed = http_bench.seed_server(redis_server.url)
+    seed.start(tmp_path)
+    try:
+        with http_bench.urllib.request.urlopen(f"{seed.url}/recommendations/7", timeout=10) as response:
+            assert json.loads(response.read()) == {"user_id": "7", "book_ids": list(range(1, 11))}
+        ids = tmp_path / "ids.txt"
+        ids.write_text("7\n")
+        run = http_bench.wrk(seed, "seed", ids, 1, connections=2)
+    finally:
+        seed.stop()
+    assert run.requests > 0
+    assert run.errors == 0
+    assert 0 < run.p50_ms <= run.p99_ms
+    assert run.server_cpu > 0
+
+
+def test_the_section_replaces_only_itself_in_benchmarks_md(tmp_path: Path) -> None:
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\n## Recommender\n\nkept\n")
+    section = f"{http_bench.SECTION_START}\nfirst\n{http_bench.SECTION_END}"
+    http_bench.write_section(section, path)
+    path.write_text(path.read_text() + "\n## DynamoDB\n\nalso kept\n")
+    http_bench.write_section(section.replace("first", "second"), path)
+    text = path.read_text()
+    assert "kept" in text and "also kept" in text and "second" in text and "first" not in text
+    assert text.count(http_bench.SECTION_START) == 1
+
+
+def test_the_apollo_baseline_is_pinned_by_its_lock_file() -> None:
+    package = json.loads((http_bench.APOLLO / "package.json").read_text())
+    lock = json.loads((http_bench.APOLLO / "package-lock.json").read_text())
+    assert set(package["dependencies"]) == {"@apollo/server", "dataloader", "graphql", "ioredis"}
+    assert lock["packages"]["node_modules/@apollo/server"]["version"].startswith("5.")
+    if shutil.which("node"):
+        subprocess.run(["node", "--check", str(http_bench.APOLLO / "server.mjs")], check=True)
+
+
+def test_the_lua_script_names_every_mode_the_harness_uses() -> None:
+    script = http_bench.LUA.read_text()
+    for mode in ("user", "users50", "seed", "typename", "mixed", "static"):
+        assert f'mode == "{mode}"' in script

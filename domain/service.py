@@ -171,14 +171,18 @@ class RecommendationService:
         """Store a rating, then void the user's cached list and any lease on it.
 
         Validation happens before any write, so a rejected rating leaves the store
-        and the cache exactly as they were.
+        and the cache exactly as they were. A write that fails after its retries may
+        still have been applied (its answer lost), so the cached list is voided then too:
+        a delete can cost a recomputation, never a stale list.
         """
         if not MIN_RATING <= rating <= MAX_RATING:
             raise InvalidRating(f"rating must be between {MIN_RATING} and {MAX_RATING}, got {rating}")
         if book_id not in await self._catalog.get_many([book_id]):
             raise UnknownBook(f"no book with id {book_id}")
-        stored = await self._ratings.upsert(Rating(user_id, book_id, rating, datetime.now(timezone.utc)))
-        await self.invalidate(user_id)
+        try:
+            stored = await self._ratings.upsert(Rating(user_id, book_id, rating, datetime.now(timezone.utc)))
+        finally:
+            await self.invalidate(user_id)
         return stored
 
     async def invalidate(self, user_id: str) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from adapters.memory_cache import InProcessRecommendationCache
-from domain.models import Book, InvalidRating, Rating, RecommendationSource, UnknownBook
+from domain.models import Book, InvalidRating, Rating, RecommendationSource, StoreUnavailable, UnknownBook
 from domain.ports import Leases
 from domain.recommender import ModelSnapshot, Recommender, RecommenderParams
 from domain.service import LeaseWait, ModelHolder, RecommendationService
@@ -113,6 +113,20 @@ async def test_unknown_book_writes_nothing_and_keeps_the_cache() -> None:
         await service.rate_book("ann", 999, 4)
     assert 999 not in ratings.by_user["ann"]
     assert (await cache.get_many(["ann"]))[0] is not None
+
+
+async def test_a_failed_write_still_voids_the_cached_list() -> None:
+    """A store that gave up may have applied the write and lost the answer."""
+    service, ratings, cache = await make_service()
+    await service.get_recommendations(["ann"], limit=10)
+
+    async def unavailable(rating: Rating) -> Rating:
+        raise StoreUnavailable("throttled")
+
+    ratings.upsert = unavailable
+    with pytest.raises(StoreUnavailable):
+        await service.rate_book("ann", 4, 5)
+    assert await cache.get_many(["ann"]) == [None]
 
 
 async def test_a_fill_computed_before_a_rating_is_refused() -> None:

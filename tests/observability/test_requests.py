@@ -6,7 +6,6 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,7 +13,7 @@ from graphql_api.observability.logging_config import JsonFormatter, configure_lo
 from graphql_api.observability.requests import MAX_REQUEST_ID_LENGTH, request_id_from
 from graphql_api.settings import Settings
 from tests.api.conftest import Api, api_settings
-from tests.observability.conftest import RECOMMENDATIONS, log_lines, request_lines
+from tests.observability.conftest import RECOMMENDATIONS, request_lines
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+WARM_LEASE_MS = 120_000
+
+
 def in_segment(user_id: str, segment: int, segments: int) -> bool:
     """A stable split: the same user lands in the same segment in every process and on every run."""
     return zlib.crc32(user_id.encode()) % segments == segment
@@ -48,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
     settings = load_settings()
+    # A batch's leases must outlive its computation, or its fills are refused and nothing is cached;
+    # a reader meeting one of these leases waits briefly, then computes for itself.
+    settings = settings.model_copy(update={"cache_lease_ms": max(settings.cache_lease_ms, WARM_LEASE_MS)})
     configure_logging(settings.log_level, human=settings.debug or sys.stderr.isatty())
     return asyncio.run(warm(settings, args.segment, args.segments, args.batch_size))
 

@@ -2,7 +2,8 @@
 
     python -m bench [--quick] [--with recommender,dynamodb] [http_bench options...]
 
-The HTTP suite takes about 15 minutes here (`--quick`: about 6); the recommender suite
+The HTTP suite takes 12 to 25 minutes on a shared 2-core machine, most of it three runs
+of `bookrec warm` (`--warm-runs 1` saves two; `--quick` takes about 6); the recommender suite
 (bench/bench_recommender.py) and the DynamoDB suite (bench/bench_dynamodb.py, about 10 minutes
 of imports into moto) run after it with their own defaults when named in `--with`, each in
 its own process, and report as they document.

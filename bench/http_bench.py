@@ -166,9 +166,17 @@ def redis_cli(port: int, *args: str) -> str:
     return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True).stdout.strip()
 
 
-def keyspace_counts(port: int) -> tuple[int, int]:
-    stats = dict(line.split(":", 1) for line in redis_cli(port, "INFO", "stats").splitlines() if ":" in line)
-    return int(stats["keyspace_hits"]), int(stats["keyspace_misses"])
+def cache_counts(server: Server) -> tuple[float, float]:
+    """The server's own count of users found and not found in the cache, from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=30) as response:
+        lines = response.read().decode().splitlines()
+    values = {name: float(value) for name, _, value in (line.partition(" ") for line in lines if not line.startswith("#"))}
+    return values["bookrec_cache_hits_total"], values["bookrec_cache_misses_total"]
+
+
+def observed_hit_ratio(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    hits, misses = after[0] - before[0], after[1] - before[1]
+    return hits / (hits + misses) if hits + misses else None
 
 
 def wait_until(ready: Any, what: str, timeout: float = 300) -> None:
@@ -406,27 +414,26 @@ def cold_cases(results: Results, server: Server, redis_port: int, db: int, ids: 
         print(f"  cold round {round_number + 1}/{runs} (load {load_average()})", flush=True)
         for mode, connections in (("user", 1), ("user", CONNECTIONS), ("users50", 1), ("users50", CONNECTIONS)):
             redis_cli(redis_port, "-n", str(db), "FLUSHDB")
-            hits, misses = keyspace_counts(redis_port)
+            before = cache_counts(server)
             run = wrk(server, mode, ids, seconds, connections=connections)
-            new_hits, new_misses = keyspace_counts(redis_port)
-            looked_up = (new_hits - hits) + (new_misses - misses)
-            run.hit_ratio = (new_hits - hits) / looked_up if looked_up else None
+            run.hit_ratio = observed_hit_ratio(before, cache_counts(server))
             run.mode = f"{mode}-c{connections}"
             results.runs.append(run)
 
 
-def mixed_case(results: Results, server: Server, redis_port: int, ids: Path, runs: int, seconds: float, token: str) -> None:
+def mixed_case(results: Results, server: Server, ids: Path, runs: int, seconds: float, token: str) -> None:
     """Case 4: 95% hot reads, 5% rateBook (each deletes its user's entry), on the warm cache."""
     wrk(server, "mixed", ids, 2, extra=[token, str(BOOKS)])
     for round_number in range(runs):
         print(f"  mixed round {round_number + 1}/{runs} (load {load_average()})", flush=True)
-        hits, misses = keyspace_counts(redis_port)
+        before = cache_counts(server)
         run = wrk(server, "mixed", ids, seconds, extra=[token, str(BOOKS)])
-        new_hits, new_misses = keyspace_counts(redis_port)
-        run.hit_ratio = (new_hits - hits) / max(1, (new_hits - hits) + (new_misses - misses))
+        run.hit_ratio = observed_hit_ratio(before, cache_counts(server))
         results.runs.append(run)
         # The same server's pure-read rate in the same round, for the ratio.
-        results.runs.append(wrk(server, "user", ids, seconds))
+        reads = wrk(server, "user", ids, seconds)
+        reads.mode = "user-beside-mixed"
+        results.runs.append(reads)
 
 
 def warm_case(results: Results, database: Path, redis_url: str, runs: int) -> None:
@@ -523,14 +530,15 @@ def report(results: Results, args: argparse.Namespace, started: dict[str, str], 
             "",
         ]
     if results.of("bookrec", "mixed"):
-        mixed = results.ratio(("bookrec", "mixed"), ("bookrec", "user"))
+        mixed = results.ratio(("bookrec", "mixed"), ("bookrec", "user-beside-mixed"))
         lines += [
             "### Case 4: mixed, 95% hot reads and 5% rateBook (each deletes its user's entry)",
             "",
             *results.table([("bookrec", "mixed", "95% hot query, 5% rateBook")], hit_ratio=True),
             "",
-            f"- Mixed / pure hot reads, same server, same rounds: {cell(mixed, 2)}. The hit ratio is Redis's own "
-            "(keyspace_hits / lookups) over each run; the rated users' next reads are the misses.",
+            f"- Mixed / pure hot reads, same server, same rounds: {cell(mixed, 2)}. The hit ratio is the server's own "
+            "(bookrec_cache_hits / (hits + misses) on /metrics) over each run: a rating deletes its user's entry, "
+            "so that user's next read is a miss.",
             "",
         ]
     if "warm" in results.notes:
@@ -573,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="hit,cold,mixed,warm", help="comma-separated: hit, cold, mixed, warm")
     parser.add_argument("--warm-runs", type=int, default=3, help="`bookrec warm` runs (about 2 minutes each here)")
     parser.add_argument("--no-report", action="store_true", help="print the section, leave BENCHMARKS.md alone")
+    parser.add_argument("--from-json", type=Path, help="write the section from a saved bench/results/http.json, run nothing")
     parser.add_argument("--redis-port", type=int, help="use this running, already warmed redis-server (db 0 hit, db 1 cold) and skip warming")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the servers started here are stopped
@@ -587,9 +596,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{tool} not found: the HTTP benchmark needs wrk, redis-server, node and npm", file=sys.stderr)
             return 2
 
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        results = Results([Run(**run) for run in saved["runs"]], saved["notes"])
+        args.command, args.runs, args.duration = (saved["notes"]["args"][key] for key in ("command", "runs", "duration"))
+        section = report(results, args, saved["notes"]["started"], saved["notes"]["ended_load"])
+        print(section)
+        if not args.no_report:
+            write_section(section)
+        return 0
     results = Results()
     results.notes["machine"] = machine()
     started = {"load": load_average(), "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results.notes["started"] = started
+    results.notes["args"] = {"command": args.command, "runs": args.runs, "duration": args.duration}
     npm_ci()
     with tempfile.TemporaryDirectory(prefix="bookrec-http-bench-") as scratch:
         workdir = Path(scratch)
@@ -626,15 +646,16 @@ def main(argv: list[str] | None = None) -> int:
                 if "mixed" in cases:
                     print("case 4: mixed reads and ratings", flush=True)
                     token = bookrec("token", "--user", "bench-admin", "--admin", env=BOOKREC_ENV).stdout.strip()
-                    mixed_case(results, servers["bookrec"], redis_port, ids, args.runs, args.duration, token)
+                    mixed_case(results, servers["bookrec"], ids, args.runs, args.duration, token)
             finally:
                 for server in servers.values():
                     server.stop()
     if "warm" not in cases:
         results.notes.pop("warm", None)
+    results.notes["ended_load"] = load_average()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "http.json").write_text(json.dumps({"runs": [vars(run) for run in results.runs], "notes": results.notes}, indent=1))
-    section = report(results, args, started, load_average())
+    section = report(results, args, started, results.notes["ended_load"])
     print(section)
     if not args.no_report:
         write_section(section)

@@ -3,9 +3,10 @@
     REDIS_URL=redis://127.0.0.1:6379/0 uvicorn bench.seed_fastapi:app --loop uvloop --http httptools --no-access-log
 
 One Redis GET of `reco:{user_id}` per request and the top 10 book ids of the cached
-list as JSON: no titles, no authors, no scores. Written the way the seed was (FastAPI's
-defaults, redis-py's asyncio client with hiredis, the standard json module), so the
-HTTP benchmark's first case compares against the design this service replaces.
+list as JSON: no titles, no authors, no scores. Written as that design is usually
+written (FastAPI's defaults, redis-py's asyncio client with hiredis, the standard json
+module), so the HTTP benchmark's first case compares against the design this service
+replaces. It reads bookrec's envelope, the only thing in the cache, and keeps its ids.
 A user without a cached list is a 404: the seed computed misses in 500-800 ms, which
 the benchmark's hit cases never ask for.
 """

@@ -6,18 +6,17 @@ fixtures below replace the stores they run on, and nothing else changes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from adapters.dynamodb_store import open_dynamodb_stores
-from adapters.redis_cache import build_redis_cache
 from domain.models import Rating
 from graphql_api.bootstrap import Stores
 from graphql_api.settings import Settings
 from tests.api.conftest import BOOKS, RATED_AT, TASTES, Api, api_settings
+from tests.api.test_batching_redis import make_cache  # noqa: F401  (the app's cache: real Redis)
 from tests.api.test_batching import (  # noqa: F401  (collected here, on these stores)
     MIXED_QUERY,
     test_a_cold_query_for_many_users_is_one_read_one_batch_one_fill,
@@ -56,19 +55,6 @@ async def seeded_stores(settings: Settings) -> AsyncIterator[Stores]:
         )
         ratings.counts.reset()
         yield Stores(ratings, catalog)
-
-
-@pytest.fixture
-async def make_cache() -> AsyncIterator[Callable[[Settings], Any]]:
-    made = []
-
-    def redis_cache(settings: Settings) -> Any:
-        made.append(build_redis_cache(settings))
-        return made[-1]
-
-    yield redis_cache
-    for cache in made:
-        await cache.aclose()
 
 
 async def test_a_query_for_many_users_costs_one_mget_and_dynamodb_calls_by_the_rule(

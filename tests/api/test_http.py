@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -75,6 +76,9 @@ async def test_the_app_opens_its_own_container_in_its_lifespan(tmp_path: Path, s
         assert (await client.get("/readyz")).status_code == 200
         body = (await client.post("/graphql", json={"query": '{ user(id: "alice") { recommendations(limit: 2) { source } } }'})).json()
         assert body == {"data": {"user": {"recommendations": [{"source": "COLLABORATIVE"}] * 2}}}
+        # A serving process's long-lived objects are out of the cyclic GC's reach while it serves ...
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0  # ... and handed back to it when the app stops
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bookrec.test") as client:
         stopped = await client.get("/readyz")  # after the lifespan: the container is closed
         assert (stopped.status_code, stopped.json()["status"]) == (503, "not serving")

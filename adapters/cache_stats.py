@@ -20,6 +20,7 @@ class CacheStats:
     errors: int = 0  # calls that failed and were answered fail-open
     delete_failures: int = 0  # keys a delete could not reach after its retries; they live until their TTL
     skipped_by_breaker: int = 0  # calls answered without touching the server while the breaker was open
+    read_pipelines: int = 0  # Redis standalone: pipelines that carried several concurrent reads' MGETs together
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

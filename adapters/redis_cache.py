@@ -63,6 +63,75 @@ return 0
 """
 
 
+# A read's keys, and the future its MGET reply is delivered to.
+_WaitingRead = tuple[list[str], asyncio.Future[list[bytes | None] | None]]
+
+
+class PipelinedReads:
+    """MGETs asked for in the same event-loop iteration, written to Redis as one pipeline.
+
+    Each read stays one MGET of its caller's keys, but a batch of them costs one pool
+    checkout, one retry wrapper and one write and read on the socket instead of one of
+    each per read: under concurrent requests, about half the CPU of separate MGETs.
+    The first read of an iteration schedules the send; reads asked for before it ran
+    join that batch, later ones the next. So a read that starts after a write returned
+    is sent after it, never attached to a batch already on the wire. Batches do not
+    wait for each other: each takes its own pooled connection.
+    """
+
+    def __init__(self, client: Redis, stats: CacheStats) -> None:
+        self._client = client
+        self._stats = stats
+        self._waiting: list[_WaitingRead] = []
+        # The event loop only holds tasks weakly: this keeps each batch alive until it is answered.
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def mget(self, keys: list[str]) -> list[bytes | None]:
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
+            loop.call_soon(self._send_waiting)
+        future: asyncio.Future[list[bytes | None] | None] = loop.create_future()
+        self._waiting.append((keys, future))
+        replies = await future
+        # None: this read was alone in its iteration, and is sent by its own task as a plain MGET.
+        return await self._client.mget(keys) if replies is None else replies
+
+    def _send_waiting(self) -> None:
+        # A read cancelled while waiting is left out: nobody would take its reply.
+        batch = [(keys, future) for keys, future in self._waiting if not future.cancelled()]
+        self._waiting = []
+        if len(batch) == 1:
+            batch[0][1].set_result(None)  # no task to start, no pipeline to build for one command
+        elif batch:
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[_WaitingRead]) -> None:
+        self._stats.read_pipelines += 1
+        # Pipeline.execute goes through the connection's retry like execute_command: one
+        # reconnect on a ConnectionError, then every MGET is sent again (they only read).
+        pipe = self._client.pipeline(transaction=False)
+        for keys, _ in batch:
+            pipe.mget(keys)
+        replies: list[Any]
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as error:  # each reader's _guarded records it and answers misses
+            replies = [error] * len(batch)
+        for (_, future), reply in zip(batch, replies):
+            if future.done():  # its reader was cancelled while the batch was out
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+
 class RedisRecommendationCache:
     def __init__(
         self,
@@ -76,7 +145,6 @@ class RedisRecommendationCache:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
-        self._is_cluster = isinstance(client, RedisCluster)
         self._ttl_seconds = ttl_seconds
         self._lease_ms = lease_ms
         self._delete_attempts = delete_attempts
@@ -87,14 +155,19 @@ class RedisRecommendationCache:
         self._fill_script = client.register_script(FILL_IF_LEASED)
         self.breaker = breaker or CircuitBreaker()
         self.stats = CacheStats()
+        # A cluster's MGET cannot cross slots: mget_nonatomic already pipelines one per slot.
+        self._mget: Callable[[list[str]], Awaitable[list[bytes | None]]] = (
+            client.mget_nonatomic if isinstance(client, RedisCluster) else PipelinedReads(client, self.stats).mget
+        )
 
     @property
     def client(self) -> RedisClient:
         return self._client
 
     async def get_many(self, user_ids: Sequence[str], *, items: int | None = None) -> list[RecommendationList | None]:
-        """One MGET (cluster: one MGET per slot in one pipelined round, in the order asked); with `items`,
-        only that many recommendations of each list are decoded."""
+        """One MGET, pipelined with other reads of the same loop iteration (cluster: one MGET per slot
+        in one pipelined round, in the order asked); with `items`, only that many recommendations of
+        each list are decoded."""
         if not user_ids:
             return []
         keys = [cache_codec.cache_key(user_id) for user_id in user_ids]
@@ -203,11 +276,6 @@ class RedisRecommendationCache:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    async def _mget(self, keys: list[str]) -> list[bytes | None]:
-        if self._is_cluster:
-            return await self._client.mget_nonatomic(keys)
-        return await self._client.mget(keys)
 
     async def _run_fills(self, fills: list[tuple[str, bytes, bytes]]) -> list[Any]:
         replies = await self._evalsha_fills(fills)

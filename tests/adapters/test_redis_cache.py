@@ -22,6 +22,7 @@ import redis.asyncio
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters.cache_codec import cache_key
 from adapters.circuit_breaker import BreakerState, CircuitBreaker
@@ -220,6 +221,172 @@ async def test_the_factory_applies_ttl_and_lease_period(shared_redis_url: str) -
         await raw.delete(cache_key(user))
         await raw.aclose()
         await cache.aclose()
+
+
+# Reads asked for in the same loop iteration share one pipeline
+
+
+def answered(reads):
+    """The readers' results; a reader the cache leaves waiting fails the test instead of hanging it."""
+    return asyncio.wait_for(reads, 5)
+
+
+class WireControl:
+    """Installed on a cache's pool before it connects: holds back replies, or fails sends, on demand."""
+
+    def __init__(self, cache: RedisRecommendationCache) -> None:
+        self.hold_replies = False  # replies to what is sent meanwhile wait until `released` is set
+        self.sent_while_holding = asyncio.Event()
+        self.released = asyncio.Event()
+        self.failing_sends = 0  # sends that raise the ConnectionError a socket closed by the server would
+        control = self
+        pool = cache.client.connection_pool
+
+        class ControlledConnection(pool.connection_class):
+            holding = False
+
+            async def send_packed_command(self, command, check_health: bool = True) -> None:
+                if control.failing_sends:
+                    control.failing_sends -= 1
+                    raise RedisConnectionError("injected: connection reset by peer")
+                await super().send_packed_command(command, check_health)
+                if control.hold_replies:
+                    self.holding = True
+                    control.sent_while_holding.set()
+
+            async def read_response(self, *args, **kwargs):
+                if self.holding:
+                    self.holding = False
+                    await control.released.wait()
+                return await super().read_response(*args, **kwargs)
+
+        pool.connection_class = ControlledConnection
+
+
+def readers() -> list[list[str]]:
+    """What eight concurrent requests ask for: one to four users each, overlapping, one of them uncached."""
+    asked = [[f"user-{(reader * 3 + index) % 10}" for index in range(reader % 4 + 1)] for reader in range(8)]
+    asked[5].append("nobody")
+    return asked
+
+
+def expected(users: list[str]) -> list:
+    return [None if user == "nobody" else recommendations_for(user) for user in users]
+
+
+async def test_reads_asked_for_together_are_one_mget_each_in_one_write(redis_server: RedisServerProcess) -> None:
+    cache, touches = counting_cache(redis_server)
+    await cache_users(cache, [f"user-{index}" for index in range(10)])
+    touches.clear()
+    mgets_before = redis_server.command_calls("mget")
+
+    results = await answered(asyncio.gather(*(cache.get_many(users) for users in readers())))
+
+    assert results == [expected(users) for users in readers()]
+    assert redis_server.command_calls("mget") - mgets_before == 8  # INFO commandstats: one MGET per read
+    assert touches["writes"] == 1 and cache.stats.read_pipelines == 1
+    # A read alone in its iteration is a plain MGET: no pipeline.
+    assert await cache.get_many(["user-1"]) == expected(["user-1"])
+    assert touches["writes"] == 2 and cache.stats.read_pipelines == 1
+    assert touches["connects"] == 0
+    await cache.aclose()
+
+
+async def test_a_read_that_starts_after_a_delete_is_sent_after_it_while_a_batch_is_out(
+    redis_server: RedisServerProcess,
+) -> None:
+    cache, _ = counting_cache(redis_server)
+    wire = WireControl(cache)
+    await cache_users(cache, ["ann", "bob"])
+    mgets_before = redis_server.command_calls("mget")
+
+    wire.hold_replies = True
+    out = asyncio.gather(cache.get_many(["ann"]), cache.get_many(["ann", "bob"]))
+    await wire.sent_while_holding.wait()
+    wire.hold_replies = False
+    assert redis_server.command_calls("mget") - mgets_before == 2  # the server answered; the client holds the replies
+
+    await cache.delete_many(["ann"])
+    # Not attached to the batch still out: that one would wait for the held replies, and carry ann's old value.
+    assert await answered(cache.get_many(["ann", "bob"])) == [None, recommendations_for("bob")]
+
+    wire.released.set()
+    assert await answered(out) == [expected(["ann"]), expected(["ann", "bob"])]  # read before the delete, as they were sent
+    assert cache.stats.read_pipelines == 1 and cache.stats.errors == 0
+    await cache.aclose()
+
+
+async def test_cancelling_one_waiting_reader_leaves_the_others_answered(redis_server: RedisServerProcess) -> None:
+    cache, touches = counting_cache(redis_server)
+    wire = WireControl(cache)
+    await cache_users(cache, ["ann", "bob", "cy"])
+    mgets_before = redis_server.command_calls("mget")
+
+    # Cancelled before the batch is sent: it is left out of the pipeline.
+    first, cancelled, last = (asyncio.ensure_future(cache.get_many([user])) for user in ("ann", "bob", "cy"))
+    await asyncio.sleep(0)  # all three are waiting for the send scheduled behind this test's turn
+    cancelled.cancel()
+    assert await answered(asyncio.gather(first, last)) == [expected(["ann"]), expected(["cy"])]
+    assert cancelled.cancelled()
+    assert redis_server.command_calls("mget") - mgets_before == 2 and cache.stats.read_pipelines == 1
+
+    # Cancelled while the batch is out: its reply is read and dropped, so the connection stays in step.
+    wire.hold_replies = True
+    first, cancelled, last = (asyncio.ensure_future(cache.get_many([user])) for user in ("ann", "bob", "cy"))
+    await wire.sent_while_holding.wait()
+    wire.hold_replies = False
+    cancelled.cancel()
+    wire.released.set()
+    assert await answered(asyncio.gather(first, last)) == [expected(["ann"]), expected(["cy"])]
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert redis_server.command_calls("mget") - mgets_before == 2 + 3 and cache.stats.read_pipelines == 2
+
+    touches.clear()
+    assert await cache.get_many(["bob"]) == expected(["bob"])
+    assert touches == {"writes": 1}  # a pooled connection, with no stray reply waiting on it
+    assert cache.stats.errors == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}  # no batch left behind
+    await cache.aclose()
+
+
+async def test_a_connection_error_sends_the_batch_once_more_then_every_reader_misses(
+    redis_server: RedisServerProcess,
+) -> None:
+    cache, _ = counting_cache(redis_server, breaker=CircuitBreaker(failure_threshold=10))
+    wire = WireControl(cache)
+    await cache_users(cache, [f"user-{index}" for index in range(10)])
+
+    wire.failing_sends = 1  # the pipeline goes through the connection's retry: reconnect, send again
+    assert await answered(asyncio.gather(*(cache.get_many(users) for users in readers()))) == [
+        expected(users) for users in readers()
+    ]
+    assert cache.stats.errors == 0 and cache.stats.read_pipelines == 1
+
+    wire.failing_sends = 2  # the retry fails too: every reader is answered, with misses, and counts a failure
+    assert await answered(asyncio.gather(*(cache.get_many(users) for users in readers()))) == [
+        [None] * len(users) for users in readers()
+    ]
+    assert cache.stats.errors == 8 and cache.stats.read_pipelines == 2
+    await cache.aclose()
+
+
+async def test_when_the_server_freezes_every_waiting_reader_misses_and_counts_a_failure(
+    redis_server: RedisServerProcess,
+) -> None:
+    breaker = CircuitBreaker(failure_threshold=3, cooldown_seconds=5.0, clock=FakeClock())
+    cache, _ = counting_cache(redis_server, breaker=breaker, timeout_ms=FROZEN_SERVER_TIMEOUT_MS)
+    assert await cache.ping() is True
+
+    redis_server.freeze()
+    try:
+        results = await answered(asyncio.gather(*(cache.get_many(users) for users in readers())))
+    finally:
+        redis_server.resume()
+    assert results == [[None] * len(users) for users in readers()]
+    assert cache.stats.errors == 8 and cache.stats.misses == sum(map(len, readers()))
+    assert cache.stats.read_pipelines == 1 and breaker.state is BreakerState.OPEN
+    await cache.aclose()
 
 
 # Leases across processes

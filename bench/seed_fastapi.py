@@ -31,7 +31,7 @@ def create_app(redis_url: str) -> FastAPI:
         if cached is None:
             raise HTTPException(status_code=404, detail="no cached recommendations")
         envelope = json.loads(cached)
-        return {"user_id": user_id, "book_ids": [item["book_id"] for item in envelope["items"][:TOP]]}
+        return {"user_id": user_id, "book_ids": envelope["book_ids"][:TOP]}
 
     return app
 

@@ -18,8 +18,9 @@ Strawberry once without errors, so it is known to parse, validate against the
 schema and pass this API's limits (and, with PERSISTED_QUERIES_ONLY, the
 allow-list) before a plan ever answers it.
 
-Nothing is cached here but plans. Every planned request reads exactly what the
-resolvers read: one `RecommendationService.recommendation_lists` for all its users
+Nothing is cached here but plans and each book's rendered JSON (`BookFragments`, kept
+only for the very Book object it was made from). Every planned request reads exactly
+what the resolvers read: one `RecommendationService.recommendation_lists` for all its users
 (one cache MGET; misses computed under leases) and one catalog read per 100
 distinct books. So a rating, whose DEL removes `reco:{user_id}`, is seen by the
 next planned request exactly as by the executor. The tests compare both paths'
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,10 @@ from graphql_api.types import DEFAULT_LIMIT, MAX_IDS, MAX_LIMIT, MIN_LIMIT
 logger = logging.getLogger("bookrec.read_plans")
 
 MAX_PLANS = 256  # distinct (document, operation name) pairs remembered, planned or not
+# Rendered books remembered, over every plan: the catalog (10,000 books in the benchmark) in a few
+# selections, at about 260 bytes each (26 MB at most). One bound for all plans rather than one per
+# plan or field: a document can select books under 30 aliases, and 256 documents are remembered.
+MAX_BOOK_FRAGMENTS = 100_000
 _INT32 = range(-(2**31), 2**31)  # GraphQL's Int
 
 
@@ -112,6 +117,54 @@ BOOK_FIELDS: dict[str, Callable[[Book], object]] = {
     "__typename": lambda book: "Book",
 }
 
+# What is written of a book, in order: (response key, BOOK_FIELDS value). Equal for equal selections,
+# so plans that select a book alike share its rendering.
+BookSelection = tuple[tuple[str, Callable[[Book], object]], ...]
+
+
+class BookFragments:
+    """Books as the JSON their selections write, made once per (selection, book) and shared by all plans.
+
+    Why: the hot queries write the same few thousand books over and over, and a dict per book
+    built by a call per field, serialised again on every request, cost more than the rest of a
+    planned answer. An entry is only ever given back for the Book object it was made from: the
+    catalog cache (adapters.cached_catalog) rereads books after its TTL or an import as new
+    objects, so a changed book is rendered afresh, never served from an old rendering.
+    """
+
+    def __init__(self, *, max_entries: int = MAX_BOOK_FRAGMENTS) -> None:
+        self._max_entries = max_entries
+        self._by_selection: dict[BookSelection, dict[int, tuple[Book, orjson.Fragment]]] = {}
+        self._entries = 0
+
+    def render(self, selection: BookSelection, books: Mapping[int, Book]) -> dict[int, orjson.Fragment]:
+        """The fragment of each of `books` (by id); raises Fallback for a value the executor would refuse."""
+        if not books:
+            return {}  # so every selection held has an entry, and the bound on entries bounds selections too
+        held = self._by_selection.get(selection)
+        if held is None:
+            held = self._by_selection[selection] = {}
+        fragments: dict[int, orjson.Fragment] = {}
+        for book_id, book in books.items():
+            entry = held.get(book_id)
+            if entry is None or entry[0] is not book:
+                if entry is None:
+                    if self._entries >= self._max_entries:  # start again rather than grow past the bound
+                        self._by_selection = {selection: held}
+                        held.clear()
+                        self._entries = 0
+                    self._entries += 1
+                entry = held[book_id] = (book, _fragment(book, selection))
+            fragments[book_id] = entry[1]
+        return fragments
+
+
+def _fragment(book: Book, selection: BookSelection) -> orjson.Fragment:
+    rendered = orjson.dumps({key: value(book) for key, value in selection})
+    # The bytes orjson returns keep its whole output buffer (about 4 KB); kept for long, they are copied
+    # to their size (about 100 bytes).
+    return orjson.Fragment(bytes(memoryview(rendered)))
+
 
 @dataclass(frozen=True, slots=True)
 class RecommendationsField:
@@ -119,7 +172,7 @@ class RecommendationsField:
 
     limit: Argument
     item_fields: tuple[tuple[str, str], ...]  # (response key, "score" | "source" | "__typename" | "book")
-    book_fields: tuple[tuple[str, Callable[[Book], object]], ...]
+    book_fields: BookSelection
 
     def limit_value(self, variables: Mapping[str, Any]) -> int:
         limit = _argument_value(self.limit, variables)
@@ -162,7 +215,7 @@ class ReadPlan:
     roots: tuple[RootField, ...]
 
     async def execute(
-        self, variables: Mapping[str, Any], service: RecommendationService, catalog: BookCatalog
+        self, variables: Mapping[str, Any], service: RecommendationService, catalog: BookCatalog, fragments: BookFragments
     ) -> bytes:
         """The response body: `{"data": ...}` as the executor would write it; raises Fallback."""
         asked = [(root, [] if root.kind == "__typename" else root.user_ids(variables)) for root in self.roots]
@@ -174,52 +227,65 @@ class ReadPlan:
         readers = list(dict.fromkeys(user for root, users in asked if root.selection.recommendations for user in users))
         shown = max(limits.values(), default=0)  # no field shows more of a list than this
         lists = dict(zip(readers, await service.recommendation_lists(readers, items=shown))) if readers else {}
-        book_ids = list(dict.fromkeys(
+        book_ids = list(dict.fromkeys([
             item.book_id
             for root, users in asked for field in root.selection.recommendations for user in users
             for item in lists[user].items[: limits[id(field)]]
-        ))
+        ]))
         books: dict[int, Book] = {}
         for start in range(0, len(book_ids), CATALOG_BATCH):
             books.update(await catalog.get_many(book_ids[start : start + CATALOG_BATCH]))
+        # Each field is given every book of the request, those only another field shows included, so
+        # the ids are collected once; should such a book hold a value the executor would refuse (an
+        # Int past 32 bits), the request costs a Fallback it did not need.
+        rendered_books = {
+            id(field): fragments.render(field.book_fields, books) for root, _ in asked for field in root.selection.recommendations
+        }
 
         data: dict[str, object] = {}
         for root, users in asked:
             if root.kind == "__typename":
                 data[root.key] = "Query"
                 continue
-            rendered = [_render_user(user, root.selection, lists, books, limits) for user in users]
+            rendered = [_render_user(user, root.selection, lists, rendered_books, limits) for user in users]
             data[root.key] = rendered[0] if root.kind == "user" else rendered
         return orjson.dumps({"data": data})
 
 
 def _render_user(
     user_id: str, selection: UserSelection, lists: Mapping[str, RecommendationList],
-    books: Mapping[int, Book], limits: Mapping[int, int],
+    rendered_books: Mapping[int, Mapping[int, orjson.Fragment]], limits: Mapping[int, int],
 ) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, field in selection.fields:
         if isinstance(field, RecommendationsField):
-            items = lists[user_id].items[: limits[id(field)]]
-            # As the resolver does: an item whose book the catalog no longer holds is left out.
-            out[key] = [_render_item(item, book, field) for item in items if (book := books.get(item.book_id)) is not None]
+            out[key] = _render_items(lists[user_id].items[: limits[id(field)]], rendered_books[id(field)], field)
         else:
             out[key] = user_id if field == "id" else "User"
     return out
 
 
-def _render_item(item: Recommendation, book: Book, field: RecommendationsField) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, kind in field.item_fields:
-        if kind == "score":
-            out[key] = _finite(item.score)
-        elif kind == "source":
-            out[key] = item.source.value  # the enum's GraphQL names are its values
-        elif kind == "__typename":
-            out[key] = "Recommendation"
-        else:
-            out[key] = {book_key: value(book) for book_key, value in field.book_fields}
-    return out
+def _render_items(
+    items: Iterable[Recommendation], books: Mapping[int, orjson.Fragment], field: RecommendationsField
+) -> list[dict[str, object]]:
+    """One loop per list rather than a call per item: a 50-user request renders 500 items."""
+    rendered = []
+    for item in items:
+        book = books.get(item.book_id)
+        if book is None:
+            continue  # as the resolver does: an item whose book the catalog no longer holds is left out
+        out: dict[str, object] = {}
+        for key, kind in field.item_fields:
+            if kind == "score":
+                out[key] = _finite(item.score)
+            elif kind == "source":
+                out[key] = item.source.value  # the enum's GraphQL names are its values
+            elif kind == "__typename":
+                out[key] = "Recommendation"
+            else:
+                out[key] = book
+        rendered.append(out)
+    return rendered
 
 
 class NotPlannable(Exception):
@@ -281,7 +347,7 @@ def _limit_argument(value: ValueNode | None) -> Argument:
 def _recommendations(field: FieldNode) -> RecommendationsField:
     limit = _limit_argument(_arguments(field, {"limit"}).get("limit"))
     item_fields: list[tuple[str, str]] = []
-    book_fields: tuple[tuple[str, Callable[[Book], object]], ...] = ()
+    book_fields: BookSelection = ()
     for key, item_field in _fields(field.selection_set):
         name = item_field.name.value
         if name == "book":
@@ -363,6 +429,7 @@ class ReadPlans:
     def __init__(self, *, max_plans: int = MAX_PLANS) -> None:
         self._max_plans = max_plans
         self._plans: dict[tuple[str, str | None], ReadPlan | None] = {}
+        self._book_fragments = BookFragments()
         self.answered = 0  # requests a plan answered, for tests that count
 
     def admit(self, query: str, operation_name: str | None) -> None:
@@ -403,7 +470,7 @@ class ReadPlans:
 
     async def answer(self, planned: PlannedRequest, service: RecommendationService, catalog: BookCatalog) -> bytes:
         """The response body of a planned request; raises Fallback when Strawberry must answer it instead."""
-        body = await planned.plan.execute(planned.variables, service, catalog)
+        body = await planned.plan.execute(planned.variables, service, catalog, self._book_fragments)
         self.answered += 1
         return body
 

@@ -5,8 +5,8 @@
 // Apollo's standalone server, a DataLoader per request that reads every user of the
 // request with one MGET of `reco:{user_id}`, and books from an in-memory map loaded at
 // start from BOOKS_JSON (the harness exports the benchmark's SQLite catalog to it).
-// It decodes bookrec's cache envelope (adapters/cache_codec.py: {"v": 1, "items":
-// [{"book_id", "score", "source"}], ...}) and answers the same query with the same JSON
+// It decodes bookrec's cache envelope (adapters/cache_codec.py: {"v": 2, "book_ids": [...],
+// "scores": [...], "sources": [...], ...}) and answers the same query with the same JSON
 // as bookrec. It serves cache hits only: a missing or unreadable entry is an empty list.
 import { readFileSync } from "node:fs";
 import { ApolloServer } from "@apollo/server";
@@ -14,7 +14,7 @@ import { startStandaloneServer } from "@apollo/server/standalone";
 import DataLoader from "dataloader";
 import Redis from "ioredis";
 
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
 
 const typeDefs = `#graphql
   enum RecommendationSource { COLLABORATIVE POPULAR }
@@ -29,13 +29,18 @@ for (const book of JSON.parse(readFileSync(process.env.BOOKS_JSON, "utf8"))) {
   books.set(book.id, book);
 }
 
-const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379/0");
+// AUTO_PIPELINING=1: ioredis sends the commands of one event-loop tick in one write, as bookrec's
+// Redis adapter does with its MGETs (off by default in ioredis, so measured both ways).
+const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379/0", {
+  enableAutoPipelining: process.env.AUTO_PIPELINING === "1",
+});
 
 function decode(raw) {
   if (raw === null) return [];
   try {
-    const envelope = JSON.parse(raw);
-    return envelope.v === FORMAT_VERSION && Array.isArray(envelope.items) ? envelope.items : [];
+    const { v, book_ids: bookIds, scores, sources } = JSON.parse(raw);
+    if (v !== FORMAT_VERSION || !Array.isArray(bookIds)) return [];
+    return bookIds.map((bookId, index) => ({ book_id: bookId, score: scores[index], source: sources[index] }));
   } catch {
     return [];
   }

@@ -38,10 +38,9 @@ def test_the_envelope_has_the_documented_fields_and_leaves_the_user_to_the_key()
         "v": cache_codec.FORMAT_VERSION,
         "computed_at": 1_700_000_000.5,
         "model_version": "v-abc",
-        "items": [
-            {"book_id": 11, "score": 4.25, "source": "COLLABORATIVE"},
-            {"book_id": 2, "score": 3.0, "source": "POPULAR"},
-        ],
+        "book_ids": [11, 2],
+        "scores": [4.25, 3.0],
+        "sources": ["COLLABORATIVE", "POPULAR"],
     }
 
 
@@ -68,18 +67,27 @@ def test_a_lease_placeholder_is_never_a_value() -> None:
         b"null",
         b"42",
         b'"text"',
-        b'{"v": true, "computed_at": 1, "model_version": "m", "items": []}',
-        b'{"v": 1, "computed_at": "yesterday", "model_version": "m", "items": []}',
-        b'{"v": 1, "computed_at": 1, "model_version": 7, "items": []}',
-        b'{"v": 1, "computed_at": 1, "model_version": "m", "items": {}}',
-        b'{"v": 1, "computed_at": 1, "model_version": "m", "items": [[1, 2.0, "POPULAR"]]}',
-        b'{"v": 1, "computed_at": 1, "model_version": "m", "items": [{"book_id": true, "score": 1, "source": "POPULAR"}]}',
-        b'{"v": 1, "computed_at": 1, "model_version": "m", "items": [{"book_id": 1, "score": null, "source": "POPULAR"}]}',
-        b'{"v": 1, "computed_at": 1, "model_version": "m", "items": [{"book_id": 1, "score": 1, "source": ["POPULAR"]}]}',
+        b'{"v": true, "computed_at": 1, "model_version": "m", "book_ids": [], "scores": [], "sources": []}',
+        b'{"v": 2, "computed_at": "yesterday", "model_version": "m", "book_ids": [], "scores": [], "sources": []}',
+        b'{"v": 2, "computed_at": 1, "model_version": 7, "book_ids": [], "scores": [], "sources": []}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": {}, "scores": [], "sources": []}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": [1], "scores": [1.0], "sources": "POPULAR"}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": [1], "scores": [1.0]}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": [1, 2], "scores": [1.0], "sources": ["POPULAR"]}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": [1], "scores": [1.0, 2.0], "sources": ["POPULAR"]}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": [1], "scores": [1.0], "sources": []}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": [true], "scores": [1], "sources": ["POPULAR"]}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": [1], "scores": [null], "sources": ["POPULAR"]}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": [1], "scores": [false], "sources": ["POPULAR"]}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": [1], "scores": [1], "sources": [["POPULAR"]]}',
+        b'{"v": 2, "computed_at": 1, "model_version": "m", "book_ids": [1], "scores": [1], "sources": ["EDITORIAL"]}',
+        # Version 1, an object per item: read as a miss, so the adapter drops it and it is recomputed.
+        b'{"v": 1, "computed_at": 1, "model_version": "m", "items": [{"book_id": 1, "score": 1.0, "source": "POPULAR"}]}',
     ],
 )
 def test_anything_but_a_current_envelope_decodes_to_none(raw: bytes | None) -> None:
     assert cache_codec.decode(raw, "58") is None
+    assert cache_codec.decode(raw, "58", 1) is None  # the array lengths are checked before the cut too
 
 
 def test_random_bytes_and_truncations_never_raise() -> None:

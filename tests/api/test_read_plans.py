@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from domain.models import Book
 from graphql_api.app import create_app
 from graphql_api.bootstrap import Stores
-from graphql_api.read_plans import ReadPlans
+from graphql_api.read_plans import BOOK_FIELDS, BookFragments, ReadPlans
 from graphql_api.settings import Settings
 from tests.api.conftest import Api, Counted
 
@@ -203,6 +204,42 @@ async def test_a_title_changed_through_the_catalog_is_served_at_once(api: Api) -
     [renamed] = (await post(api, query, None)).json()["data"]["user"]["recommendations"]
     assert renamed["book"] == {"id": str(book_id), "title": "Renamed"}
     assert view_plans(api).answered == 2
+
+
+async def test_a_book_changed_by_another_process_is_rendered_afresh_once_the_book_cache_rereads_it(api: Api) -> None:
+    query = 'query { user(id: "grace") { recommendations(limit: 2) { score book { id title authors } } } }'
+    await post(api, query, None)
+    before = (await post(api, query, None)).json()["data"]["user"]["recommendations"]
+    book_id = int(before[1]["book"]["id"])
+    # As an import by another process writes it: to the catalog behind this process's book cache.
+    await api.catalog.put_many([Book(id=book_id, title="Second Edition", authors=("New Author",))])
+    assert (await post(api, query, None)).json()["data"]["user"]["recommendations"] == before  # within the TTL
+
+    api.container.catalog.clear()  # what the book cache's TTL does: its next reads are new Book objects
+    by_plan = await post(api, query, None)
+    assert [item["book"] for item in by_plan.json()["data"]["user"]["recommendations"]] == [
+        before[0]["book"], {"id": str(book_id), "title": "Second Edition", "authors": ["New Author"]},
+    ]
+    assert view_plans(api).answered == 3
+    by_strawberry = await post(api, query + " ", None)  # another document: its first run is Strawberry's
+    assert by_plan.content == by_strawberry.content
+
+
+def test_a_rendered_book_is_reused_for_the_same_book_object_only_and_within_the_bound() -> None:
+    rendered: list[int] = []
+    selection = (("id", lambda book: rendered.append(book.id) or str(book.id)), ("title", BOOK_FIELDS["title"]))
+    fragments = BookFragments(max_entries=2)
+    one, two, three = (Book(id=book_id, title=f"T{book_id}", authors=()) for book_id in (1, 2, 3))
+
+    first = fragments.render(selection, {1: one, 2: two})
+    assert orjson.dumps([first[1], first[2]]) == b'[{"id":"1","title":"T1"},{"id":"2","title":"T2"}]'
+    assert fragments.render(selection, {2: two, 1: one}) == first and rendered == [1, 2]
+    renamed = Book(id=1, title="Renamed", authors=())
+    assert orjson.dumps(fragments.render(selection, {1: renamed})[1]) == b'{"id":"1","title":"Renamed"}'
+    assert rendered == [1, 2, 1]
+    fragments.render(selection, {3: three})  # a third book: past the bound, the renderings start again
+    fragments.render(selection, {2: two, 3: three})
+    assert rendered == [1, 2, 1, 3, 2]
 
 
 async def test_a_serving_app_reads_its_books_before_the_first_request(settings: Settings, seeded_stores: Stores) -> None:

@@ -267,18 +267,24 @@ class RecommendationCacheContract:
                 id="older-version",
             ),
             pytest.param(
-                orjson.dumps({"v": FORMAT_VERSION + 1, "computed_at": 1.0, "model_version": "m", "items": []}),
+                orjson.dumps({"v": FORMAT_VERSION + 1, "computed_at": 1.0, "model_version": "m",
+                              "book_ids": [], "scores": [], "sources": []}),
                 id="newer-version",
             ),
             pytest.param(
                 orjson.dumps({"v": FORMAT_VERSION, "computed_at": 1.0, "model_version": "m",
-                              "items": [{"book_id": "1", "score": 1.0, "source": "POPULAR"}]}),
+                              "book_ids": ["1"], "scores": [1.0], "sources": ["POPULAR"]}),
                 id="string-book-id",
             ),
             pytest.param(
                 orjson.dumps({"v": FORMAT_VERSION, "computed_at": 1.0, "model_version": "m",
-                              "items": [{"book_id": 1, "score": 1.0, "source": "EDITORIAL"}]}),
+                              "book_ids": [1], "scores": [1.0], "sources": ["EDITORIAL"]}),
                 id="unknown-source",
+            ),
+            pytest.param(
+                orjson.dumps({"v": FORMAT_VERSION, "computed_at": 1.0, "model_version": "m",
+                              "book_ids": [1, 2], "scores": [1.0, 0.5], "sources": ["POPULAR"]}),
+                id="arrays-of-different-lengths",
             ),
             # A JSON object text, which lease placeholders are guaranteed not to look like.
             pytest.param(b"{\"legacy\": [[1, 0.5]]}", id="seed-format"),

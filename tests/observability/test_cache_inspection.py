@@ -14,7 +14,7 @@ pytestmark = pytest.mark.redis_server
 async def test_exact_then_estimated_counts_ttls_versions_and_server_stats(redis_server: RedisServerProcess) -> None:
     with redis_server.client() as setup:
         for index in range(300):
-            setup.set(f"reco:{index}", b'{"v": 1, "model_version": "m1", "computed_at": 0, "items": []}', ex=600)
+            setup.set(f"reco:{index}", b'{"v": 2, "model_version": "m1", "computed_at": 0, "book_ids": [], "scores": [], "sources": []}', ex=600)
         setup.set("reco:leased", b"lease:abc", px=2000)
         setup.set("reco:bad", b"not json", ex=600)
         for index in range(700):

@@ -225,6 +225,27 @@ class App(Starlette):
         await super().__call__(scope, receive, send)
 
 
+# Young collections every this many container allocations rather than CPython's 700: a 50-user read
+# allocates over a thousand, so at 700 collections ran several times per request, each promoting the
+# objects of requests in flight. Measured on the hot query: p99 11.0 -> 8.6-9.3 ms.
+GC_YOUNG_THRESHOLD = 7_000
+
+
+def tune_gc_for_serving(stack: contextlib.ExitStack | contextlib.AsyncExitStack) -> None:
+    """Set the cyclic GC up for a serving process, and put it back as it was when `stack` closes.
+
+    What the process has built by now (modules, schema, books, model) lives as long as it
+    does: frozen, full collections stop walking it. Measured under load: full collections
+    of 50-60 ms twice a second before (they were the hot query's p99), 2-3 ms after.
+    """
+    gc.collect()
+    gc.freeze()
+    stack.callback(gc.unfreeze)  # so that an app stopped inside a longer-lived process (tests) leaks nothing
+    thresholds = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
+    stack.callback(gc.set_threshold, *thresholds)
+
+
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Starlette:
     """The app; refuses (SettingsError) to be built outside DEBUG without AUTH_JWT_SECRET."""
     if settings is None:
@@ -264,12 +285,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             if runtime.container is None:
                 runtime.container = await stack.enter_async_context(open_container(settings, warm_books=True))
                 stack.callback(setattr, runtime, "container", None)
-                # What a serving process has built by now (modules, schema, books, model) lives as long as it
-                # does: frozen, the cyclic GC stops walking it. Measured under load: full collections of
-                # 50-60 ms twice a second before (the hot query's p99), 2-3 ms after.
-                gc.collect()
-                gc.freeze()
-                stack.callback(gc.unfreeze)  # at shutdown, so that an app in a longer-lived process leaks nothing
+                tune_gc_for_serving(stack)
             stack.push_async_callback(runtime.jobs.close)
             stack.push_async_callback(persisted_queries.aclose)
             await stack.enter_async_context(observability.attached(runtime.container, runtime.jobs))

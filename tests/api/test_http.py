@@ -13,7 +13,7 @@ import pytest
 from strawberry.extensions.parser_cache import DEFAULT_MAXSIZE, _get_parse_cache
 from strawberry.extensions.validation_cache import _get_validate_cache
 
-from graphql_api.app import create_app
+from graphql_api.app import GC_YOUNG_THRESHOLD, create_app
 from graphql_api.auth import DEV_JWT_SECRET, TokenAuthority
 from graphql_api.bootstrap import Stores
 from graphql_api.settings import Settings, SettingsError
@@ -70,6 +70,7 @@ async def test_graphiql_is_off_outside_debug(api: Api) -> None:
 async def test_the_app_opens_its_own_container_in_its_lifespan(tmp_path: Path, seeded_stores: Stores) -> None:
     settings = api_settings(tmp_path)
     app = create_app(settings)
+    thresholds = gc.get_threshold()
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://bookrec.test"
     ) as client:
@@ -78,7 +79,10 @@ async def test_the_app_opens_its_own_container_in_its_lifespan(tmp_path: Path, s
         assert body == {"data": {"user": {"recommendations": [{"source": "COLLABORATIVE"}] * 2}}}
         # A serving process's long-lived objects are out of the cyclic GC's reach while it serves ...
         assert gc.get_freeze_count() > 0
-    assert gc.get_freeze_count() == 0  # ... and handed back to it when the app stops
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD != thresholds[0]
+    # ... and handed back to it, with the thresholds as they were, when the app stops
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bookrec.test") as client:
         stopped = await client.get("/readyz")  # after the lifespan: the container is closed
         assert (stopped.status_code, stopped.json()["status"]) == (503, "not serving")

@@ -294,7 +294,20 @@ class Run:
         return self.rps / self.server_cpu if self.server_cpu > 0 else 0.0
 
 
+def wait_until_idle(server: Server, *, timeout: float = 30.0) -> None:
+    """Until the server has used under 10% of a core for 0.2 s: work a previous run queued (a backlog of
+    cold batches in the recommender's pool) must not stall the next one. wrk corrects its latencies for
+    coordinated omission, so a single 400 ms stall at one connection would have been a p99 of 400 ms."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(server.pid)
+        time.sleep(0.2)
+        if cpu_seconds(server.pid) - before < 0.02:
+            return
+
+
 def wrk(server: Server, mode: str, ids: Path, seconds: float, *, connections: int = CONNECTIONS, extra: Sequence[str] = ()) -> Run:
+    wait_until_idle(server)
     command = [
         "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(LUA), server.url,
         "--", mode, str(ids), *extra,

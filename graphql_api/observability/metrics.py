@@ -59,6 +59,7 @@ CACHE_COUNTERS = {
     "errors": ("bookrec_cache_errors", "Cache calls that failed and were answered fail-open."),
     "skipped_by_breaker": ("bookrec_cache_breaker_skips", "Cache calls answered without the server while the breaker was open."),
     "delete_failures": ("bookrec_cache_delete_failures", "Keys a delete could not reach after its retries (stale until their TTL)."),
+    "read_pipelines": ("bookrec_cache_read_pipelines", "Pipelines that carried the MGETs of several concurrent reads in one write (Redis)."),
 }
 DYNAMODB_COUNTERS = {
     "calls": ("bookrec_dynamodb_calls", "DynamoDB requests sent by the adapter, its own retries included."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -71,3 +72,18 @@ async def test_cache_stats_counts_redis_keys_and_reports_the_breaker(api: Api, r
     assert stats["breakerState"] == "OPEN"
     assert stats["keysCached"] is None and stats["keysCachedExact"] is False
     assert (stats["hits"], stats["misses"]) == (1, 4)
+
+
+async def test_concurrent_reads_are_one_mget_each_sent_in_shared_pipelines(api: Api, redis_server: RedisServerProcess) -> None:
+    users = [f"reader-{index}" for index in range(8)]
+    for user in users:
+        await api.gql(RECOMMENDATIONS, {"id": user})  # computed and cached, one at a time
+    with redis_server.client() as client:
+        before = client.info("commandstats")["cmdstat_mget"]["calls"]
+    answers = await asyncio.gather(*(api.gql(RECOMMENDATIONS, {"id": user}) for user in users))
+    assert all("errors" not in answer for answer in answers)
+    with redis_server.client() as client:
+        assert client.info("commandstats")["cmdstat_mget"]["calls"] - before == len(users)
+    _, samples = await scrape(api)
+    assert value(samples, "bookrec_cache_hits_total") == len(users)
+    assert value(samples, "bookrec_cache_read_pipelines_total") >= 1

@@ -211,16 +211,25 @@ class App(Starlette):
     /graphql/ with its redirect) goes through Starlette as usual.
     """
 
-    def __init__(self, *, graphql: ASGIApp, middleware: list[Middleware], **options: Any) -> None:
-        super().__init__(middleware=middleware, **options)
-        for cls, args, kwargs in reversed(middleware):
-            graphql = cls(graphql, *args, **kwargs)
-        self._graphql = graphql
+    def __init__(self, *, graphql: ASGIApp, **options: Any) -> None:
+        super().__init__(**options)
+        self._graphql_endpoint = graphql
+        self._graphql_stack: ASGIApp | None = None
+
+    def build_graphql_stack(self) -> ASGIApp:
+        """The app's own middleware around the view, built from `user_middleware` at the first request, as
+        Starlette builds its stack, so both always wrap the same middleware."""
+        app = self._graphql_endpoint
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
             scope["app"] = self
-            await self._graphql(scope, receive, send)
+            if self._graphql_stack is None:
+                self._graphql_stack = self.build_graphql_stack()
+            await self._graphql_stack(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

@@ -240,7 +240,7 @@ class App(Starlette):
 GC_YOUNG_THRESHOLD = 7_000
 
 
-def tune_gc_for_serving(stack: contextlib.ExitStack | contextlib.AsyncExitStack) -> None:
+def tune_gc_for_serving(stack: contextlib.AsyncExitStack) -> None:
     """Set the cyclic GC up for a serving process, and put it back as it was when `stack` closes.
 
     What the process has built by now (modules, schema, books, model) lives as long as it

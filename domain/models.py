@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -79,6 +80,30 @@ class RatingColumns:
 
     def __len__(self) -> int:
         return int(self.ratings.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class ModelArtifact:
+    """A trained model as stored: named arrays and a JSON-able manifest.
+
+    `manifest["version"]` is a content hash, so the same training data and parameters
+    publish the same version. A store adds a `files` entry (size and sha256 per array)
+    when it writes the manifest, and checks it when it reads one back.
+    """
+
+    manifest: Mapping[str, Any]
+    arrays: Mapping[str, np.ndarray]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+
+class ArtifactError(RuntimeError):
+    """A model artifact that cannot be served: missing, partial, corrupt, or trained on another store.
+
+    The message is one line, written for the operator's log.
+    """
 
 
 class InvalidRating(ValueError):

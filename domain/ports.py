@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from domain.models import Book, Rating, RatingColumns, RecommendationList
+from domain.models import Book, ModelArtifact, Rating, RatingColumns, RecommendationList
 
 
 class RatingsRepository(Protocol):
@@ -25,7 +25,17 @@ class RatingsRepository(Protocol):
         """Bulk upsert (imports); returns how many were written. Last one wins per (user, book)."""
 
     async def scan_columns(self) -> RatingColumns:
-        """Every rating, for building a model snapshot."""
+        """Every rating, for training a model (`bookrec train`); never called by a serving process."""
+
+    async def user_ids(self) -> list[str]:
+        """Every user with at least one rating, ascending (warm and refresh-all jobs; never the request path)."""
+
+    async def identity(self) -> str:
+        """A stable name of this store's data ("sqlite:<uuid kept in the file>", "dynamodb:<region>/<table>").
+
+        A model artifact records the identity of the store it was trained on, so that a
+        serving process never scores one store's users with a model of another's books.
+        """
 
 
 class BookCatalog(Protocol):
@@ -34,6 +44,12 @@ class BookCatalog(Protocol):
 
     async def put_many(self, books: Iterable[Book]) -> int:
         """Bulk upsert (imports); returns how many were written."""
+
+    async def popular_book_ids(self, limit: int) -> list[int]:
+        """Up to `limit` book ids by the catalogue's own ratings count, most first (ties: lower id).
+
+        What a serving process recommends before any model has been trained; one cheap read.
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +92,27 @@ class RecommendationCache(Protocol):
 
     async def delete_many(self, user_ids: Sequence[str]) -> None:
         """Drop values and void leases (after a rating or an explicit invalidation)."""
+
+
+class ModelRepository(Protocol):
+    """Where trained item models are published and read: a local directory or S3 (design: docs/architecture.md).
+
+    Versions are immutable; `LATEST` names the one to serve. A reader never sees half a
+    model: a version is written whole before `LATEST` may name it. Every failure to read
+    a usable artifact raises `ArtifactError` with a one-line reason.
+    """
+
+    async def latest_version(self) -> str | None:
+        """The version `LATEST` names, or None when nothing has been published yet."""
+
+    async def load(self, version: str) -> ModelArtifact:
+        """The version's manifest and arrays (memory-mapped where the store is on local disk), verified."""
+
+    async def publish(self, artifact: ModelArtifact) -> str:
+        """Write the version completely, then point `LATEST` at it; keep a bounded number of old versions."""
+
+    async def versions(self) -> list[dict[str, object]]:
+        """The manifests of the complete versions kept, newest first."""
+
+    async def use(self, version: str) -> None:
+        """Point `LATEST` at a kept version (a rollback); ArtifactError when it is absent or damaged."""

@@ -4,9 +4,14 @@ Every request goes through `DynamoTable.send`, the one place that retries: throt
 and 5xx errors that outlast botocore's own retry, and the `UnprocessedKeys` /
 `UnprocessedItems` that batch calls hand back under load. Attempts are bounded, so a
 caller either gets its answer or `StoreUnavailable` naming what was not done: a rating
-is never dropped silently. `DynamoCallCounts` counts every request, so tests and
+is never dropped silently. A Scan or Query page that times out (read or connect
+timeout, endpoint unreachable) is re-sent too, with the same ExclusiveStartKey: a slow
+page must not abort a whole scan. `DynamoCallCounts` counts every request, so tests and
 metrics can hold the request path to its budget (one Query per user, one
 BatchGetItem per 100 books, no Scan).
+
+The adapters take plain values (table name, region, endpoint URL), never the
+application's Settings: the composition root reads the settings and passes them in.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
 import logging
 import random
 import time
@@ -21,18 +27,15 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aioboto3
 import numpy as np
 import orjson
 from aiobotocore.config import AioConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from domain.models import Book, Rating, RatingColumns, StoreUnavailable
-
-if TYPE_CHECKING:
-    from graphql_api.settings import Settings
 
 logger = logging.getLogger("bookrec.dynamodb")
 
@@ -41,6 +44,14 @@ Item = dict[str, Any]  # an item in DynamoDB's wire format: {"pk": {"S": "USER#5
 
 BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem (a DynamoDB limit)
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem (a DynamoDB limit)
+# Items evaluated per Scan page (DynamoDB applies Limit before the filter). A 1 MB page is
+# ~10k ratings: quick on DynamoDB, but tens of seconds on moto, past the read timeout.
+# 1,000 keeps every page short on both, at the price of ~10x more (small) requests.
+SCAN_PAGE_SIZE = 1_000
+# The popularity item (pk=CATALOG, sk=POPULAR): the top POPULAR_KEPT books by ratings_count,
+# kept by DynamoBookCatalog.put_many so that popular_book_ids is one GetItem, never a Scan.
+POPULAR_KEPT = 1_000
+POPULAR_UPDATE_ATTEMPTS = 20  # read-merge-write rounds before an import gives up on conflicting writers
 
 # botocore's own retries per request (first attempt included), in "standard" mode: one
 # quick re-send of a dropped connection, a 5xx or a throttle, paced by botocore's
@@ -52,6 +63,11 @@ CLIENT_CONFIG = AioConfig(
     read_timeout=10,  # DynamoDB answers in milliseconds; a hung socket must not hold a request for botocore's 60 s
     max_pool_connections=32,  # above the adapters' concurrency, so requests never queue for a socket
 )
+# Scans (training, batch jobs) go through a second client whose read timeout is longer: a
+# Scan page is bigger work than a key lookup, and on moto's server, which sorts the whole
+# table for every page, a page of a 30k-item table takes ~10 s while 8 segments run at once.
+# A page that still times out is re-sent (DynamoTable.send).
+SCAN_READ_TIMEOUT = 60.0
 
 _RETRYABLE_CODES = frozenset(
     {
@@ -69,11 +85,17 @@ _RETRYABLE_CODES = frozenset(
 # adapter reads anyway, several times faster.
 _RAW_OPERATIONS = ("Query", "Scan", "BatchGetItem")
 _RAW_BODY = "RawBody"
+# A page of these reads that timed out is re-sent as is (same ExclusiveStartKey): reading it
+# again is harmless. Writes are not (a timed-out write may have been applied), nor is any
+# other operation: botocore's one retry is all they get.
+_TIMEOUT_RETRIED_OPERATIONS = frozenset({"Query", "Scan"})
+_TIMEOUTS = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError)
 
 _METHODS = {
     "BatchGetItem": "batch_get_item",
     "BatchWriteItem": "batch_write_item",
     "DescribeTable": "describe_table",
+    "GetItem": "get_item",
     "PutItem": "put_item",
     "Query": "query",
     "Scan": "scan",
@@ -86,6 +108,13 @@ def rating_key(user_id: str, book_id: int) -> Item:
 
 def book_key(book_id: int) -> Item:
     return {"pk": {"S": f"BOOK#{book_id:08d}"}, "sk": {"S": "META"}}
+
+
+POPULAR_KEY: Item = {"pk": {"S": "CATALOG"}, "sk": {"S": "POPULAR"}}
+
+
+class WriteConflict(Exception):
+    """A conditional write found the item changed since it was read (ConditionalCheckFailedException)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +149,9 @@ class RetryPolicy:
 class DynamoCallCounts:
     """Requests by operation name ("Query", "BatchGetItem" ...), for tests and /metrics.
 
-    `calls` counts every request the adapter sent, its own retries included;
-    `retries` counts the subset that re-sent a throttled or partly processed request;
+    `calls` counts every request the adapter sent, its own retries included (a Scan
+    counts one per page); `retries` counts the subset that re-sent a throttled, timed-out
+    or partly processed request;
     `sdk_retries` counts extra HTTP attempts botocore made inside those requests.
     """
 
@@ -136,29 +166,48 @@ class DynamoCallCounts:
 
 
 class DynamoTable:
-    """The table as the adapters use it: one shared client, the retry loop and the call counts."""
+    """The table as the adapters use it: one shared client, the retry loop and the call counts.
 
-    def __init__(self, client: Any, name: str, *, retry: RetryPolicy | None = None, counts: DynamoCallCounts | None = None) -> None:
+    `region` defaults to the client's own; it is part of the stores' identity. Scan pages
+    go through `scan_client` when given (the same client otherwise): one whose read
+    timeout suits a page of a full-table scan rather than a key lookup.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        name: str,
+        *,
+        region: str | None = None,
+        scan_client: Any = None,
+        retry: RetryPolicy | None = None,
+        counts: DynamoCallCounts | None = None,
+    ) -> None:
         self.client = client
+        self.scan_client = scan_client if scan_client is not None else client
         self.name = name
+        self.region = region or str(client.meta.region_name)
         self.retry = retry or RetryPolicy()
         self.counts = counts or DynamoCallCounts()
-        for operation in _RAW_OPERATIONS:
-            client.meta.events.register(f"before-parse.dynamodb.{operation}", _keep_body_raw, unique_id=f"bookrec-raw-{operation}")
+        for each in {id(client): client, id(self.scan_client): self.scan_client}.values():
+            for operation in _RAW_OPERATIONS:
+                each.meta.events.register(f"before-parse.dynamodb.{operation}", _keep_body_raw, unique_id=f"bookrec-raw-{operation}")
 
     async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """One request, re-sent while DynamoDB throttles it or fails with a 5xx."""
+        """One request, re-sent while DynamoDB throttles it or fails with a 5xx (or, for a page, times out)."""
         return (await self.send(operation, params))[-1]
 
     async def send(self, operation: str, params: dict[str, Any], *, remainder: str | None = None) -> list[dict[str, Any]]:
         """Send a request until it is fully done; returns the response of every attempt that answered.
 
         With `remainder` ("UnprocessedKeys" / "UnprocessedItems") a partial answer is
-        re-sent for the part left over, under the same attempt budget as throttling.
+        re-sent for the part left over, under the same attempt budget as throttling. A
+        Query or Scan page that timed out is re-sent whole, under the same budget too. A
+        failed ConditionExpression raises WriteConflict, for the caller to read and retry.
         """
-        method = getattr(self.client, _METHODS[operation])
+        method = getattr(self.scan_client if operation == "Scan" else self.client, _METHODS[operation])
         responses: list[dict[str, Any]] = []
-        last_error: ClientError | None = None
+        last_error: Exception | None = None
         reason = ""
         for attempt in range(1, self.retry.max_attempts + 1):
             if attempt > 1:
@@ -169,11 +218,19 @@ class DynamoTable:
                 response = await method(**params)
             except ClientError as error:
                 self._count_sdk_retries(operation, error.response)
+                if _error_code(error) == "ConditionalCheckFailedException":
+                    raise WriteConflict(f"DynamoDB {operation} on table {self.name!r}: {_explain(error)}") from error
                 if not _is_retryable(error):
                     raise StoreUnavailable(f"DynamoDB {operation} on table {self.name!r} failed: {_explain(error)}") from error
                 last_error, reason = error, _error_code(error)
                 continue
-            except BotoCoreError as error:  # botocore already retried the connection; do not stack timeouts
+            except _TIMEOUTS as error:
+                if operation not in _TIMEOUT_RETRIED_OPERATIONS:  # botocore already retried it once; do not stack timeouts
+                    raise StoreUnavailable(f"DynamoDB {operation} on table {self.name!r} failed: {error}") from error
+                logger.warning("DynamoDB %s page on table %s: %s; re-sending it", operation, self.name, error)
+                last_error, reason = error, type(error).__name__
+                continue
+            except BotoCoreError as error:  # no credentials, a bad parameter...: retrying cannot fix it
                 raise StoreUnavailable(f"DynamoDB {operation} on table {self.name!r} failed: {error}") from error
             self._count_sdk_retries(operation, response)
             if _RAW_BODY in response:
@@ -245,11 +302,13 @@ class DynamoRatingsRepository:
         table: DynamoTable,
         *,
         page_size: int | None = None,
+        scan_page_size: int | None = SCAN_PAGE_SIZE,
         scan_segments: int = 8,
         concurrency: int = 16,
     ) -> None:
         self.table = table
-        self.page_size = page_size  # Limit per Query/Scan page; None lets DynamoDB fill 1 MB pages
+        self.page_size = page_size  # Limit per Query page; None lets DynamoDB fill 1 MB pages
+        self.scan_page_size = scan_page_size  # Limit per Scan page; None: 1 MB pages
         self.scan_segments = scan_segments
         self.concurrency = concurrency
 
@@ -264,7 +323,7 @@ class DynamoRatingsRepository:
         return dict(zip(users, found))
 
     async def _user_ratings(self, user_id: str) -> list[Rating]:
-        params = self._paged(
+        params = _limited(
             {
                 "TableName": self.table.name,
                 "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :book)",
@@ -272,7 +331,8 @@ class DynamoRatingsRepository:
                 "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk", "#book": "book_id", "#rating": "rating", "#at": "rated_at"},
                 "ExpressionAttributeValues": {":pk": {"S": f"USER#{user_id}"}, ":book": {"S": "BOOK#"}},
                 "ConsistentRead": True,
-            }
+            },
+            self.page_size,
         )
         return [
             Rating(user_id, int(item["book_id"]["N"]), int(item["rating"]["N"]), datetime.fromisoformat(item["rated_at"]["S"]))
@@ -293,9 +353,7 @@ class DynamoRatingsRepository:
     async def scan_columns(self) -> RatingColumns:
         """Parallel Scan: each segment follows its own pages; only rating items, only three attributes."""
         started = time.perf_counter()
-        segments = await _gather_bounded(
-            [functools.partial(self._scan_segment, segment) for segment in range(self.scan_segments)], self.scan_segments
-        )
+        segments = await self._parallel_scan(("user_id", "book_id", "rating"), _read_columns)
         columns = await asyncio.to_thread(_build_columns, segments)
         logger.info(
             "scanned %d ratings of %d users from DynamoDB table %s in %.2f s (%d segments)",
@@ -303,30 +361,37 @@ class DynamoRatingsRepository:
         )
         return columns
 
-    async def _scan_segment(self, segment: int) -> tuple[list[str], list[int], list[int]]:
-        params = self._paged(
+    async def user_ids(self) -> list[str]:
+        """The same parallel Scan, projecting only `user_id`: for batch jobs, never the request path."""
+        segments = await self._parallel_scan(("user_id",), _read_users)
+        return sorted(set().union(*segments))
+
+    async def identity(self) -> str:
+        return f"dynamodb:{self.table.region}/{self.table.name}"
+
+    async def _parallel_scan(self, attributes: Sequence[str], read: Callable[[AsyncIterator[list[Item]]], Awaitable[T]]) -> list[T]:
+        """Scan the rating items, `scan_segments` segments at once, projecting `attributes`.
+
+        `read` consumes one segment's pages (each following its own LastEvaluatedKey) and
+        returns what it kept; the result lists the segments' results in segment order.
+        """
+        names = {f"#a{index}": attribute for index, attribute in enumerate(attributes)}
+        params = _limited(
             {
                 "TableName": self.table.name,
-                "Segment": segment,
                 "TotalSegments": self.scan_segments,
-                "FilterExpression": "begins_with(#pk, :user)",
-                "ProjectionExpression": "#user, #book, #rating",
-                "ExpressionAttributeNames": {"#pk": "pk", "#user": "user_id", "#book": "book_id", "#rating": "rating"},
+                "FilterExpression": "begins_with(#pk, :user)",  # drops book and catalog items
+                "ProjectionExpression": ", ".join(names),
+                "ExpressionAttributeNames": {"#pk": "pk", **names},
                 "ExpressionAttributeValues": {":user": {"S": "USER#"}},
-            }
+            },
+            self.scan_page_size,
         )
-        users: list[str] = []
-        books: list[int] = []
-        stars: list[int] = []
-        async for page in self.table.pages("Scan", params):
-            for item in page:
-                users.append(item["user_id"]["S"])
-                books.append(int(item["book_id"]["N"]))
-                stars.append(int(item["rating"]["N"]))
-        return users, books, stars
 
-    def _paged(self, params: dict[str, Any]) -> dict[str, Any]:
-        return params if self.page_size is None else {**params, "Limit": self.page_size}
+        async def segment(number: int) -> T:
+            return await read(self.table.pages("Scan", {**params, "Segment": number}))
+
+        return await _gather_bounded([functools.partial(segment, number) for number in range(self.scan_segments)], self.scan_segments)
 
     async def ping(self) -> bool:
         return await self.table.ping()
@@ -355,53 +420,133 @@ class DynamoBookCatalog:
         return [_book(item) for response in responses for item in response["Responses"].get(self.table.name, [])]
 
     async def put_many(self, books: Iterable[Book]) -> int:
-        return await self.table.put_all(((book.id, _book_item(book)) for book in books), concurrency=self.concurrency)
+        """Write the books, then merge their ratings counts into the popularity item."""
+        counts: dict[int, int] = {}
+
+        def keyed() -> Iterator[tuple[Hashable, Item]]:
+            for book in books:
+                counts[book.id] = book.ratings_count
+                yield book.id, _book_item(book)
+
+        written = await self.table.put_all(keyed(), concurrency=self.concurrency)
+        if counts:
+            await self._merge_popular(counts)
+        return written
+
+    async def popular_book_ids(self, limit: int) -> list[int]:
+        """One strongly consistent GetItem of the popularity item; never a Scan."""
+        if limit <= 0:
+            return []
+        response = await self.table.call(
+            "GetItem",
+            {
+                "TableName": self.table.name,
+                "Key": POPULAR_KEY,
+                "ProjectionExpression": "#ids",
+                "ExpressionAttributeNames": {"#ids": "book_ids"},
+                "ConsistentRead": True,
+            },
+        )
+        item = response.get("Item")
+        return [int(value["N"]) for value in item["book_ids"]["L"][:limit]] if item else []
+
+    async def _merge_popular(self, counts: dict[int, int]) -> None:
+        """Read the popularity item, merge `counts` into it, keep the top POPULAR_KEPT, write it back.
+
+        The write is conditional on the version read, so two imports at once never lose
+        each other's books: the one that loses the race reads again and merges again.
+        """
+        for attempt in range(1, POPULAR_UPDATE_ATTEMPTS + 1):
+            response = await self.table.call("GetItem", {"TableName": self.table.name, "Key": POPULAR_KEY, "ConsistentRead": True})
+            item = response.get("Item")
+            version = int(item["version"]["N"]) if item else 0
+            kept = _popular_counts(item) if item else {}
+            kept.update(counts)  # a re-imported book's new count replaces its old one
+            top = heapq.nsmallest(POPULAR_KEPT, kept.items(), key=lambda entry: (-entry[1], entry[0]))
+            condition: dict[str, Any] = (
+                {"ConditionExpression": "#version = :read", "ExpressionAttributeValues": {":read": {"N": str(version)}}}
+                if item
+                else {"ConditionExpression": "attribute_not_exists(#version)"}
+            )
+            try:
+                await self.table.call(
+                    "PutItem",
+                    {
+                        "TableName": self.table.name,
+                        "Item": {
+                            **POPULAR_KEY,
+                            "book_ids": {"L": [{"N": str(book_id)} for book_id, _ in top]},
+                            "ratings_counts": {"L": [{"N": str(count)} for _, count in top]},
+                            "version": {"N": str(version + 1)},
+                        },
+                        "ExpressionAttributeNames": {"#version": "version"},
+                        **condition,
+                    },
+                )
+                return
+            except WriteConflict:
+                logger.info("popularity item on table %s changed since read (another import); merging again", self.table.name)
+                await self.table.retry.sleep(self.table.retry.delay(attempt))
+        raise StoreUnavailable(
+            f"DynamoDB table {self.table.name!r}: the popularity item kept changing under "
+            f"{POPULAR_UPDATE_ATTEMPTS} attempts to merge {len(counts)} book(s) into it; the books are written, run the import again"
+        )
 
     async def ping(self) -> bool:
         return await self.table.ping()
 
 
 @contextlib.asynccontextmanager
-async def dynamodb_client(settings: Settings, config: AioConfig = CLIENT_CONFIG) -> AsyncIterator[Any]:
-    """An aiobotocore DynamoDB client for the settings' region and endpoint (moto, DynamoDB Local or AWS)."""
-    async with _session(settings.aws_region).client("dynamodb", endpoint_url=settings.dynamodb_endpoint_url, config=config) as client:
+async def dynamodb_client(*, region: str, endpoint_url: str | None, config: AioConfig = CLIENT_CONFIG) -> AsyncIterator[Any]:
+    """An aiobotocore DynamoDB client for a region and, unless None, an endpoint (moto, DynamoDB Local); else AWS."""
+    async with _session(region).client("dynamodb", endpoint_url=endpoint_url, config=config) as client:
         yield client
 
 
 @contextlib.asynccontextmanager
 async def open_dynamodb_stores(
-    settings: Settings,
     *,
+    table: str,
+    region: str,
+    endpoint_url: str | None,
     retry: RetryPolicy | None = None,
     page_size: int | None = None,
+    scan_page_size: int | None = SCAN_PAGE_SIZE,
     scan_segments: int = 8,
     config: AioConfig = CLIENT_CONFIG,
+    scan_read_timeout: float = SCAN_READ_TIMEOUT,
 ) -> AsyncIterator[tuple[DynamoRatingsRepository, DynamoBookCatalog]]:
-    """The ratings repository and catalog on DYNAMODB_TABLE, sharing one client (and so one connection pool).
+    """The ratings repository and catalog on `table`, sharing one client (and so one connection pool).
 
     Open it once per process: a client per call would pay TLS and credential set-up on every request.
+    Scan pages go through a second client, `config` with `scan_read_timeout`.
     """
-    if not settings.dynamodb_table:
-        raise ValueError("DYNAMODB_TABLE is not set")
-    async with dynamodb_client(settings, config) as client:
-        table = DynamoTable(client, settings.dynamodb_table, retry=retry)
-        yield DynamoRatingsRepository(table, page_size=page_size, scan_segments=scan_segments), DynamoBookCatalog(table)
+    if not table:
+        raise ValueError("no DynamoDB table named (DYNAMODB_TABLE is not set)")
+    scan_config = config.merge(AioConfig(read_timeout=scan_read_timeout))
+    async with (
+        dynamodb_client(region=region, endpoint_url=endpoint_url, config=config) as client,
+        dynamodb_client(region=region, endpoint_url=endpoint_url, config=scan_config) as scan_client,
+    ):
+        shared = DynamoTable(client, table, region=region, scan_client=scan_client, retry=retry)
+        ratings = DynamoRatingsRepository(shared, page_size=page_size, scan_page_size=scan_page_size, scan_segments=scan_segments)
+        yield ratings, DynamoBookCatalog(shared)
 
 
-async def create_table(settings: Settings) -> bool:
+async def create_table(*, table: str, region: str, endpoint_url: str | None) -> bool:
     """Create the table (on-demand billing) and wait until it is active; False when it already existed."""
-    if not settings.dynamodb_table:
-        raise ValueError("DYNAMODB_TABLE is not set")
-    failed = f"could not create DynamoDB table {settings.dynamodb_table!r}"
-    async with dynamodb_client(settings) as client:
+    if not table:
+        raise ValueError("no DynamoDB table named (DYNAMODB_TABLE is not set)")
+    failed = f"could not create DynamoDB table {table!r}"
+    async with dynamodb_client(region=region, endpoint_url=endpoint_url) as client:
         try:
             await client.create_table(
-                TableName=settings.dynamodb_table,
+                TableName=table,
                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
                 BillingMode="PAY_PER_REQUEST",
             )
-            await client.get_waiter("table_exists").wait(TableName=settings.dynamodb_table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+            await client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
         except ClientError as error:
             if _error_code(error) == "ResourceInUseException":
                 return False
@@ -454,6 +599,34 @@ def _book(item: Item) -> Book:
         average_rating=float(item["average_rating"]["N"]) if "average_rating" in item else None,
         ratings_count=int(item["ratings_count"]["N"]),
     )
+
+
+def _popular_counts(item: Item) -> dict[int, int]:
+    """The popularity item's books and their counts: book id -> ratings_count."""
+    ids = (int(value["N"]) for value in item["book_ids"]["L"])
+    return dict(zip(ids, (int(value["N"]) for value in item["ratings_counts"]["L"])))
+
+
+async def _read_columns(pages: AsyncIterator[list[Item]]) -> tuple[list[str], list[int], list[int]]:
+    """One scan segment's ratings, as three columns."""
+    users: list[str] = []
+    books: list[int] = []
+    stars: list[int] = []
+    async for page in pages:
+        for item in page:
+            users.append(item["user_id"]["S"])
+            books.append(int(item["book_id"]["N"]))
+            stars.append(int(item["rating"]["N"]))
+    return users, books, stars
+
+
+async def _read_users(pages: AsyncIterator[list[Item]]) -> set[str]:
+    """One scan segment's distinct user ids."""
+    return {item["user_id"]["S"] async for page in pages for item in page}
+
+
+def _limited(params: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    return params if limit is None else {**params, "Limit": limit}
 
 
 def _build_columns(segments: Sequence[tuple[list[str], list[int], list[int]]]) -> RatingColumns:

@@ -94,16 +94,21 @@ class Results:
             print(f"| {name} | {statistics.median(seconds):.3f} s | {min(seconds):.3f} | {max(seconds):.3f} | {len(seconds)} |")
 
 
+def where(settings: Settings) -> dict[str, Any]:
+    """The settings' table, region and endpoint, as open_dynamodb_stores takes them."""
+    return {"table": settings.dynamodb_table or "", "region": settings.aws_region, "endpoint_url": settings.dynamodb_endpoint_url}
+
+
 @contextmanager
 def fresh_table(endpoint: str) -> Iterator[Settings]:
     settings = load_settings(dynamodb_table=f"bench-{uuid.uuid4().hex[:8]}", dynamodb_endpoint_url=endpoint)
-    asyncio.run(create_table(settings))
+    asyncio.run(create_table(table=settings.dynamodb_table or "", region=settings.aws_region, endpoint_url=endpoint))
     try:
         yield settings
     finally:
 
         async def drop() -> None:
-            async with dynamodb_client(settings) as client:
+            async with dynamodb_client(region=settings.aws_region, endpoint_url=endpoint) as client:
                 await client.delete_table(TableName=settings.dynamodb_table)
 
         asyncio.run(drop())
@@ -111,7 +116,7 @@ def fresh_table(endpoint: str) -> Iterator[Settings]:
 
 async def request_reads(settings: Settings, users: list[str], results: Results, runs: int) -> DynamoCallCounts:
     """The reads of a request for 50 users: one Query each, then their books 100 a BatchGetItem."""
-    async with open_dynamodb_stores(settings, config=MOTO_CONFIG) as (ratings, catalog):
+    async with open_dynamodb_stores(**where(settings), config=MOTO_CONFIG) as (ratings, catalog):
         for _ in range(runs):
             ratings.counts.reset()
             found = await results.time("request: ratings of 50 users (Query)", lambda: ratings.get_many(users))
@@ -121,7 +126,9 @@ async def request_reads(settings: Settings, users: list[str], results: Results, 
 
 
 async def scan(settings: Settings, segments: int, results: Results, name: str, expected: int) -> None:
-    async with open_dynamodb_stores(settings, scan_segments=segments, config=MOTO_CONFIG) as (ratings, _):
+    async with open_dynamodb_stores(
+        **where(settings), scan_segments=segments, config=MOTO_CONFIG, scan_read_timeout=MOTO_CONFIG.read_timeout
+    ) as (ratings, _):
         columns = await results.time(name, ratings.scan_columns)
         assert len(columns) == expected, (len(columns), expected)
         print(f"    {ratings.counts.calls['Scan']} Scan pages", flush=True)
@@ -168,9 +175,9 @@ async def client_side_scans(ratings_path: Path, segment_counts: list[int], resul
     try:
         settings = load_settings(dynamodb_table="stub", dynamodb_endpoint_url=f"http://127.0.0.1:{port}")
         for segments, parser in [(segments, "orjson") for segments in segment_counts] + [(max(segment_counts), "botocore")]:
-            async with open_dynamodb_stores(settings, scan_segments=segments) as (ratings, _):
+            async with open_dynamodb_stores(**where(settings), scan_segments=segments) as (ratings, _):
                 if parser == "botocore":  # the comparison: let botocore parse Scan bodies as it does by default
-                    ratings.table.client.meta.events.unregister("before-parse.dynamodb.Scan", unique_id="bookrec-raw-Scan")
+                    ratings.table.scan_client.meta.events.unregister("before-parse.dynamodb.Scan", unique_id="bookrec-raw-Scan")
                 for _ in range(runs):
                     name = f"client side of a full scan, {segments} segment(s), stub server, {parser} decoding"
                     columns = await results.time(name, ratings.scan_columns)
@@ -210,7 +217,7 @@ def main() -> int:
         with fresh_table(endpoint) as settings:
 
             async def load_subset() -> None:
-                async with open_dynamodb_stores(settings) as (repository, catalog):
+                async with open_dynamodb_stores(**where(settings)) as (repository, catalog):
                     await catalog.put_many(read_books(books_path))
                     await repository.put_many(ratings[: args.subset])
 

@@ -77,7 +77,9 @@ async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
     if settings.dynamodb_table:
         from adapters.dynamodb_store import open_dynamodb_stores
 
-        async with open_dynamodb_stores(settings) as (ratings, catalog):
+        async with open_dynamodb_stores(
+            table=settings.dynamodb_table, region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url
+        ) as (ratings, catalog):
             yield Stores(ratings, catalog)
     else:
         from adapters.sqlite_store import open_sqlite_stores

@@ -45,7 +45,8 @@ async def dynamodb_settings(moto_server: str) -> AsyncIterator[Settings]:
     settings = load_settings(
         dynamodb_table=f"bookrec-test-{uuid.uuid4().hex[:12]}", dynamodb_endpoint_url=moto_server, aws_region=MOTO_REGION
     )
-    assert await create_table(settings)
+    options = {"region": MOTO_REGION, "endpoint_url": moto_server}
+    assert await create_table(table=settings.dynamodb_table or "", **options)
     yield settings
-    async with dynamodb_client(settings) as client:
+    async with dynamodb_client(**options) as client:
         await client.delete_table(TableName=settings.dynamodb_table)

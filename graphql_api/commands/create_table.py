@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("DYNAMODB_TABLE is not set: name the table to create")
     where = settings.dynamodb_endpoint_url or f"AWS region {settings.aws_region}"
     try:
-        created = asyncio.run(create_table(settings))
+        created = asyncio.run(
+            create_table(table=settings.dynamodb_table, region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url)
+        )
     except StoreUnavailable as error:
         raise CommandError(str(error)) from None
     state = "created" if created else "already exists, left as it is"

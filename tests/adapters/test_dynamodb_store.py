@@ -37,15 +37,20 @@ AT = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 THROTTLING = ("ProvisionedThroughputExceededException", 400)
 
 
+def where(settings: Settings) -> dict[str, Any]:
+    """The settings' table, region and endpoint, as the adapter's factories take them."""
+    return {"table": settings.dynamodb_table or "", "region": settings.aws_region, "endpoint_url": settings.dynamodb_endpoint_url}
+
+
 @pytest.fixture
 async def ratings_repository(dynamodb_settings: Settings) -> AsyncIterator[DynamoRatingsRepository]:
-    async with open_dynamodb_stores(dynamodb_settings) as (ratings, _):
+    async with open_dynamodb_stores(**where(dynamodb_settings)) as (ratings, _):
         yield ratings
 
 
 @pytest.fixture
 async def book_catalog(dynamodb_settings: Settings) -> AsyncIterator[DynamoBookCatalog]:
-    async with open_dynamodb_stores(dynamodb_settings) as (_, catalog):
+    async with open_dynamodb_stores(**where(dynamodb_settings)) as (_, catalog):
         yield catalog
 
 
@@ -165,7 +170,7 @@ class RecordedSleeps:
 
 @pytest.fixture
 async def client(dynamodb_settings: Settings) -> AsyncIterator[Any]:
-    async with dynamodb_client(dynamodb_settings) as client:
+    async with dynamodb_client(region=dynamodb_settings.aws_region, endpoint_url=dynamodb_settings.dynamodb_endpoint_url) as client:
         yield client
 
 
@@ -249,7 +254,7 @@ async def test_concurrent_batches_never_write_the_same_partition(client: Any, dy
 
 async def test_every_scan_segment_follows_its_own_pages(client: Any, dynamodb_settings: Settings) -> None:
     loaded = LoadedClient(client)
-    ratings, catalog = stores(loaded, dynamodb_settings, page_size=5, scan_segments=4)
+    ratings, catalog = stores(loaded, dynamodb_settings, scan_page_size=5, scan_segments=4)
     written = [Rating(f"user-{n}", book_id, (n + book_id) % 5 + 1, AT) for n in range(40) for book_id in (1, 2, 3)]
     await ratings.put_many(written)
     await catalog.put_many(book(book_id) for book_id in range(1, 21))
@@ -375,7 +380,7 @@ async def test_create_table_leaves_an_existing_table_alone(client: Any, dynamodb
     ratings, _ = stores(client, dynamodb_settings)
     await ratings.upsert(Rating("alice", 1, 4, AT))
 
-    assert await create_table(dynamodb_settings) is False
+    assert await create_table(**where(dynamodb_settings)) is False
 
     description = (await client.describe_table(TableName=dynamodb_settings.dynamodb_table))["Table"]
     assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"

@@ -48,7 +48,9 @@ def settings(tmp_path: Path, redis_server: RedisServerProcess, dynamodb_settings
 
 @pytest.fixture
 async def seeded_stores(settings: Settings) -> AsyncIterator[Stores]:
-    async with open_dynamodb_stores(settings) as (ratings, catalog):
+    async with open_dynamodb_stores(
+        table=settings.dynamodb_table or "", region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url
+    ) as (ratings, catalog):
         await catalog.put_many(BOOKS)
         await ratings.put_many(
             Rating(user, book_id, stars, RATED_AT) for user, rated in TASTES.items() for book_id, stars in rated.items()

@@ -38,7 +38,9 @@ def use_table(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
 
 def contents(settings: Settings) -> tuple[dict[int, Book], dict[str, list[Rating]], int]:
     async def read() -> tuple[dict[int, Book], dict[str, list[Rating]], int]:
-        async with open_dynamodb_stores(settings) as (ratings, catalog):
+        async with open_dynamodb_stores(
+            table=settings.dynamodb_table or "", region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url
+        ) as (ratings, catalog):
             return await catalog.get_many([1, 2, 3, 999]), await ratings.get_many(["58", "314"]), len(await ratings.scan_columns())
 
     return asyncio.run(read())
@@ -83,7 +85,7 @@ def test_create_table_creates_once_then_leaves_the_table_alone(
     finally:
 
         async def drop() -> None:
-            async with dynamodb_client(settings) as client:
+            async with dynamodb_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url) as client:
                 await client.delete_table(TableName=settings.dynamodb_table)
 
         asyncio.run(drop())

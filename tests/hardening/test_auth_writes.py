@@ -50,7 +50,7 @@ class Deployment:
 
     async def table_items(self) -> list[dict]:
         """Every item of the table, sorted: what "nothing written" is compared on."""
-        async with dynamodb_client(self.settings) as client:
+        async with dynamodb_client(region=self.settings.aws_region, endpoint_url=self.settings.dynamodb_endpoint_url) as client:
             items, start = [], None
             while True:
                 page = await client.scan(TableName=self.settings.dynamodb_table, **({"ExclusiveStartKey": start} if start else {}))
@@ -70,7 +70,9 @@ async def deployment(dynamodb_settings: Settings, redis_server: RedisServerProce
         tmp_path, redis_url=redis_server.url, dynamodb_table=dynamodb_settings.dynamodb_table,
         dynamodb_endpoint_url=dynamodb_settings.dynamodb_endpoint_url, aws_region=dynamodb_settings.aws_region,
     )
-    async with open_dynamodb_stores(settings) as (ratings, catalog):
+    async with open_dynamodb_stores(
+        table=settings.dynamodb_table or "", region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url
+    ) as (ratings, catalog):
         await catalog.put_many(BOOKS)
         await ratings.put_many(Rating(user, book, stars, RATED_AT) for user, rated in TASTES.items() for book, stars in rated.items())
         async with open_container(settings, stores=Stores(ratings, catalog), cache=build_redis_cache(settings), refresh_model=False) as container:

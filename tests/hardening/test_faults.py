@@ -317,20 +317,26 @@ class DynamoApi:
 
     async def stored(self, user_id: str) -> dict[int, int]:
         """What the table holds for a user, read past the faults: book -> stars."""
-        async with open_dynamodb_stores(self.settings) as (ratings, _):
+        where = self.settings
+        async with open_dynamodb_stores(
+            table=where.dynamodb_table or "", region=where.aws_region, endpoint_url=where.dynamodb_endpoint_url
+        ) as (ratings, _):
             return {rating.book_id: rating.rating for rating in (await ratings.get_many([user_id]))[user_id]}
 
 
 @pytest.fixture
 async def dynamo_api(dynamodb_settings: Settings, tmp_path: Path) -> AsyncIterator[DynamoApi]:
-    async with open_dynamodb_stores(dynamodb_settings) as (ratings, catalog):
+    async with open_dynamodb_stores(
+        table=dynamodb_settings.dynamodb_table or "", region=dynamodb_settings.aws_region,
+        endpoint_url=dynamodb_settings.dynamodb_endpoint_url,
+    ) as (ratings, catalog):
         await catalog.put_many(BOOKS)
         await ratings.put_many(Rating(user, book, stars, RATED_AT) for user, rated in TASTES.items() for book, stars in rated.items())
     settings = api_settings(
         tmp_path, mutation_rate_per_minute=0, dynamodb_table=dynamodb_settings.dynamodb_table,
         dynamodb_endpoint_url=dynamodb_settings.dynamodb_endpoint_url, aws_region=dynamodb_settings.aws_region,
     )
-    async with dynamodb_client(settings) as client:
+    async with dynamodb_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url) as client:
         faults = FaultyDynamoDB(client)
         table = DynamoTable(faults, settings.dynamodb_table or "", retry=FAST_RETRY)
         stores = Stores(DynamoRatingsRepository(table), DynamoBookCatalog(table))

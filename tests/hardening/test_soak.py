@@ -98,7 +98,10 @@ def queries_per_partition(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 @pytest.fixture
 async def seeded_table(dynamodb_settings: Settings) -> Settings:
     rng = random.Random(7)
-    async with open_dynamodb_stores(dynamodb_settings) as (ratings, catalog):
+    async with open_dynamodb_stores(
+        table=dynamodb_settings.dynamodb_table or "", region=dynamodb_settings.aws_region,
+        endpoint_url=dynamodb_settings.dynamodb_endpoint_url,
+    ) as (ratings, catalog):
         await catalog.put_many(BOOKS)
         await ratings.put_many(
             Rating(user, book, rng.randint(1, 5), RATED_AT) for user in USERS for book in rng.sample(range(1, 121), 8)
@@ -216,7 +219,9 @@ async def test_two_servers_sharing_redis_and_dynamodb(
     for rated in sorted(soak.ratings, key=lambda rated: rated.returned_at):
         if rated.acknowledged:
             last_acknowledged[(rated.user, rated.book)] = rated.stars
-    async with open_dynamodb_stores(seeded_table) as (ratings, _):
+    async with open_dynamodb_stores(
+        table=seeded_table.dynamodb_table or "", region=seeded_table.aws_region, endpoint_url=seeded_table.dynamodb_endpoint_url
+    ) as (ratings, _):
         stored = await ratings.get_many(USERS)
     in_table = {(user, rating.book_id): rating.rating for user, user_ratings in stored.items() for rating in user_ratings}
     lost = [f"{pair}: acknowledged {stars}, stored {in_table.get(pair)}" for pair, stars in last_acknowledged.items() if in_table.get(pair) != stars]

@@ -1,5 +1,6 @@
 # The dev environment: one VPC, a Redis replication group, the ratings/books
-# table and the API service, sharing one customer managed KMS key.
+# table, the models bucket, the API service and its hourly training task,
+# sharing one customer managed KMS key.
 
 data "aws_caller_identity" "current" {}
 
@@ -12,7 +13,7 @@ locals {
 }
 
 resource "aws_kms_key" "main" {
-  description             = "Encrypts ${local.name}: table, Redis, secrets, logs, images, alarm topic"
+  description             = "Encrypts ${local.name}: table, Redis, secrets, logs, images, models, alarm topic"
   enable_key_rotation     = true
   deletion_window_in_days = 30
 
@@ -84,6 +85,14 @@ module "dynamodb" {
   kms_key_arn = aws_kms_key.main.arn
 }
 
+module "models" {
+  source = "../../modules/models"
+
+  name                    = local.name
+  kms_key_arn             = aws_kms_key.main.arn
+  noncurrent_version_days = var.model_noncurrent_version_days
+}
+
 module "cache" {
   source = "../../modules/cache"
 
@@ -113,6 +122,13 @@ module "ecs" {
   table_name                = module.dynamodb.table_name
   table_arn                 = module.dynamodb.table_arn
   kms_key_arn               = aws_kms_key.main.arn
+  model_bucket_name         = module.models.bucket_name
+  model_bucket_arn          = module.models.bucket_arn
+  model_prefix              = module.models.prefix
+  model_kms_key_arn         = aws_kms_key.main.arn
+  model_refresh_seconds     = var.model_refresh_seconds
+  train_schedule            = var.train_schedule
+  train_schedule_enabled    = var.train_schedule_enabled
   image_tag                 = var.image_tag
   certificate_arn           = var.certificate_arn
   alarm_topic_arn           = aws_sns_topic.alarms.arn

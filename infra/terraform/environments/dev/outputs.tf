@@ -27,3 +27,18 @@ output "auth_jwt_secret_arn" {
   description = "Secret holding AUTH_JWT_SECRET, for minting admin tokens."
   value       = module.ecs.auth_jwt_secret_arn
 }
+
+output "model_uri" {
+  description = "Where `bookrec train` publishes the item model and the API reads it (MODEL_URI, for `bookrec model list/use`)."
+  value       = module.models.model_uri
+}
+
+output "model_bucket_name" {
+  description = "The models bucket."
+  value       = module.models.bucket_name
+}
+
+output "train_schedule_name" {
+  description = "EventBridge Scheduler schedule of the training task (disable it to hold a rollback)."
+  value       = module.ecs.train_schedule_name
+}

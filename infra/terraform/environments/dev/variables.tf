@@ -34,3 +34,27 @@ variable "alarm_emails" {
   description = "Addresses subscribed to the alarm topic (each must confirm by email)."
   default     = []
 }
+
+variable "train_schedule" {
+  type        = string
+  description = "EventBridge Scheduler expression of the `bookrec train` task (UTC)."
+  default     = "rate(1 hour)"
+}
+
+variable "train_schedule_enabled" {
+  type        = bool
+  description = "Run the training schedule; false holds a rolled-back model (`bookrec model use`) until the cause is fixed."
+  default     = true
+}
+
+variable "model_refresh_seconds" {
+  type        = number
+  description = "How often each API worker polls the models bucket's LATEST for a new version."
+  default     = 60
+}
+
+variable "model_noncurrent_version_days" {
+  type        = number
+  description = "Days an overwritten or deleted model object version stays restorable in the models bucket."
+  default     = 30
+}

@@ -12,6 +12,10 @@ locals {
   container_port = 8000
   health_path    = "/healthz"
 
+  # Where `bookrec train` publishes and the API reads: LATEST and versions/<version>/...
+  model_uri         = "s3://${var.model_bucket_name}/${var.model_prefix}"
+  model_objects_arn = "${var.model_bucket_arn}/${var.model_prefix}/*"
+
   # Names are the service's settings (graphql_api/settings.py); tests/infra
   # checks every one of them is a setting the service reads.
   container_environment = {
@@ -22,6 +26,10 @@ locals {
     DEBUG             = "false"
     LOG_LEVEL         = var.log_level
     WEB_CONCURRENCY   = tostring(var.web_concurrency)
+    # Each worker polls LATEST and downloads a new version into MODEL_CACHE_DIR
+    # (the image sets it under /tmp, the one writable path).
+    MODEL_URI             = local.model_uri
+    MODEL_REFRESH_SECONDS = tostring(var.model_refresh_seconds)
   }
   container_secrets = {
     REDIS_PASSWORD  = var.redis_auth_secret_arn

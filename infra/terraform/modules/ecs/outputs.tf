@@ -22,3 +22,18 @@ output "auth_jwt_secret_arn" {
   description = "Secrets Manager secret holding AUTH_JWT_SECRET (an admin token is minted with it: bookrec token)."
   value       = aws_secretsmanager_secret.jwt.arn
 }
+
+output "train_task_definition_arn" {
+  description = "Task definition of `bookrec train` (run it by hand with aws ecs run-task)."
+  value       = aws_ecs_task_definition.train.arn
+}
+
+output "train_schedule_name" {
+  description = "EventBridge Scheduler schedule that runs the training task."
+  value       = aws_scheduler_schedule.train.name
+}
+
+output "train_security_group_id" {
+  description = "Security group of the training task (for running it by hand)."
+  value       = aws_security_group.train.id
+}

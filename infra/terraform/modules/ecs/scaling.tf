@@ -27,7 +27,44 @@ resource "aws_appautoscaling_policy" "cpu" {
 }
 
 # Nightly `bookrec warm`: fills the cache for active users before the day's
-# traffic, in the same task definition, subnets and security group as the API.
+# traffic, with the API's container (image, settings, secrets), subnets and
+# security group. Its own task definition only for its task role: listing every
+# user is a Scan, which the API's role does not allow.
+locals {
+  # The API's container less what a batch job has no use for: a port and an HTTP health probe.
+  warm_container_definition = merge(
+    { for key, value in local.container_definition : key => value if !contains(["portMappings", "healthCheck"], key) },
+    {
+      name    = "warm"
+      command = local.warm_command
+      logConfiguration = merge(local.container_definition.logConfiguration, {
+        options = merge(local.container_definition.logConfiguration.options, { awslogs-stream-prefix = "warm" })
+      })
+    },
+  )
+}
+
+resource "aws_ecs_task_definition" "warm" {
+  family                   = "${var.name}-warm"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.task_cpu
+  memory                   = var.task_memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.warm_task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([local.warm_container_definition])
+}
+
 resource "aws_cloudwatch_event_rule" "warm" {
   name                = "${var.name}-warm"
   description         = "Warm the recommendation cache nightly"
@@ -40,7 +77,7 @@ resource "aws_cloudwatch_event_target" "warm" {
   role_arn = aws_iam_role.events.arn
 
   ecs_target {
-    task_definition_arn = aws_ecs_task_definition.api.arn
+    task_definition_arn = aws_ecs_task_definition.warm.arn
     task_count          = 1
     launch_type         = "FARGATE"
     platform_version    = "LATEST"
@@ -51,8 +88,4 @@ resource "aws_cloudwatch_event_target" "warm" {
       assign_public_ip = false
     }
   }
-
-  input = jsonencode({
-    containerOverrides = [{ name = local.container_name, command = local.warm_command }]
-  })
 }

@@ -68,6 +68,26 @@ variable "table_arn" {
   description = "ARN of that table: the task role may touch nothing else."
 }
 
+variable "model_bucket_name" {
+  type        = string
+  description = "S3 bucket of the trained item models (MODEL_URI is s3://<bucket>/<model_prefix>)."
+}
+
+variable "model_bucket_arn" {
+  type        = string
+  description = "ARN of that bucket: the train role writes and the task role reads only under model_prefix in it."
+}
+
+variable "model_prefix" {
+  type        = string
+  description = "Key prefix of the models in the bucket, without slashes at either end."
+}
+
+variable "model_kms_key_arn" {
+  type        = string
+  description = "Customer managed KMS key of the models bucket (its SSE-KMS bucket key)."
+}
+
 variable "kms_key_arn" {
   type        = string
   description = "Customer managed KMS key of the table, the secrets, the log groups and the image repository."
@@ -146,6 +166,52 @@ variable "log_level" {
     condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
     error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
   }
+}
+
+variable "model_refresh_seconds" {
+  type        = number
+  description = "How often each API worker polls LATEST for a newly trained model (MODEL_REFRESH_SECONDS); 0 never."
+  default     = 60
+
+  validation {
+    condition     = var.model_refresh_seconds >= 0
+    error_message = "model_refresh_seconds must be 0 (never) or more."
+  }
+}
+
+variable "model_keep_versions" {
+  type        = number
+  description = "Model versions `bookrec train` keeps under the prefix, the newest included (MODEL_KEEP_VERSIONS): how far `bookrec model use` can roll back."
+  default     = 5
+
+  validation {
+    condition     = var.model_keep_versions >= 2
+    error_message = "model_keep_versions must be at least 2, or there is nothing to roll back to."
+  }
+}
+
+variable "train_schedule" {
+  type        = string
+  description = "EventBridge Scheduler expression of the `bookrec train` task (rate() or cron(), UTC)."
+  default     = "rate(1 hour)"
+}
+
+variable "train_schedule_enabled" {
+  type        = bool
+  description = "Run the training schedule; switch off to hold a rolled-back model (the next run would publish a new LATEST)."
+  default     = true
+}
+
+variable "train_task_cpu" {
+  type        = number
+  description = "Fargate CPU units of the training task (1024 = one vCPU)."
+  default     = 1024
+}
+
+variable "train_task_memory" {
+  type        = number
+  description = "Fargate memory of the training task in MiB (it holds every rating and the item-item matrices)."
+  default     = 4096
 }
 
 variable "warm_schedule" {

@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
-# The API image: dependencies from the hashed lock file, the app as a wheel,
+# The service image: dependencies from the hashed lock file, the app as a wheel,
 # a non-root user, nothing written outside /tmp (runs with a read-only root).
+# It serves by default (CMD); the batch commands run in the same image with the
+# command overridden: `bookrec train` (publishes the item model to MODEL_URI),
+# `bookrec warm`, and the seed's `bookrec create-table/generate/import`.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -19,20 +22,27 @@ COPY graphql_api /src/graphql_api
 RUN /opt/venv/bin/pip install --no-deps /src
 
 FROM ${PYTHON_IMAGE} AS runtime
+# /models is only a mount point, owned by the user so that a fresh volume mounted
+# there (compose's `models`) starts writable for `bookrec train`; unmounted, it
+# sits on the read-only root and nothing can write to it.
 RUN groupadd --system --gid 10001 bookrec \
-    && useradd --system --uid 10001 --gid bookrec --no-create-home --home-dir /tmp --shell /usr/sbin/nologin bookrec
+    && useradd --system --uid 10001 --gid bookrec --no-create-home --home-dir /tmp --shell /usr/sbin/nologin bookrec \
+    && install -d -o 10001 -g 10001 -m 0755 /models
 COPY --from=builder /opt/venv /opt/venv
 # /tmp is the one writable path (a tmpfs under compose, a task volume on ECS):
 # the embedded SQLite default lives there, and no .pyc files are written.
 # PROMETHEUS_MULTIPROC_DIR: uvicorn runs WEB_CONCURRENCY workers, so each writes its
 # metrics to files there and /metrics (from any worker) adds them up; /tmp starts
 # empty with each container, which is what prometheus-client needs.
+# MODEL_CACHE_DIR: models read from S3 are downloaded there once per host (the
+# workers share the copy); `bookrec train` also stages a version there before upload.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     SQLITE_PATH=/tmp/bookrec.db \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
+    MODEL_CACHE_DIR=/tmp/bookrec-models
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8000

@@ -23,8 +23,13 @@ def services() -> dict[str, dict[str, Any]]:
     return compose["services"]
 
 
-def test_stack_has_redis_dynamodb_seed_and_api(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"redis", "dynamodb", "seed", "api"}
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "compose.yaml").read_text())
+
+
+def test_stack_has_redis_dynamodb_seed_train_and_api(services: dict[str, dict[str, Any]]) -> None:
+    assert set(services) == {"redis", "dynamodb", "seed", "train", "api"}
 
 
 def test_redis_7_with_a_ping_healthcheck(services: dict[str, dict[str, Any]]) -> None:
@@ -48,6 +53,7 @@ def test_api_is_built_from_the_dockerfile_and_waits_for_healthy_stores_and_the_s
         "redis": {"condition": "service_healthy"},
         "dynamodb": {"condition": "service_healthy"},
         "seed": {"condition": "service_completed_successfully"},
+        "train": {"condition": "service_completed_successfully"},
     }
     assert api["ports"] == ["8000:8000"]
 
@@ -62,7 +68,7 @@ def test_api_environment_points_at_the_compose_services(services: dict[str, dict
     assert environment["AUTH_JWT_SECRET"]
 
 
-@pytest.mark.parametrize("service", ["api", "seed"])
+@pytest.mark.parametrize("service", ["api", "seed", "train"])
 def test_environment_is_made_of_settings_the_service_reads_with_values_it_accepts(
     services: dict[str, dict[str, Any]], service: str, settings_env_names: frozenset[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -78,7 +84,7 @@ def test_environment_is_made_of_settings_the_service_reads_with_values_it_accept
     assert settings.dynamodb_table == environment["DYNAMODB_TABLE"]
 
 
-@pytest.mark.parametrize("service", ["api", "seed"])
+@pytest.mark.parametrize("service", ["api", "seed", "train"])
 def test_app_containers_run_read_only_with_a_tmpfs(services: dict[str, dict[str, Any]], service: str) -> None:
     assert services[service]["read_only"] is True
     assert services[service]["tmpfs"] == ["/tmp"]
@@ -104,3 +110,43 @@ def test_seed_creates_the_table_generates_demo_data_and_imports_it(services: dic
     out = generate.out
     assert str(out).startswith("/tmp/"), "the only writable path in the container"
     assert (str(import_.books), str(import_.ratings)) == (f"{out}/books.csv", f"{out}/ratings.csv")
+
+
+# --- Training apart from serving: a one-shot `bookrec train` publishes the model the API reads.
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """container path -> (volume, mode) of a service's short-syntax volumes."""
+    mounts = {}
+    for entry in service.get("volumes", []):
+        source, target, *mode = entry.split(":")
+        mounts[target] = (source, mode[0] if mode else "rw")
+    return mounts
+
+
+def test_train_is_one_shot_bookrec_train_after_the_seed(services: dict[str, dict[str, Any]]) -> None:
+    train = services["train"]
+    assert train["restart"] == "no"
+    assert train["image"] == services["api"]["image"], "training runs the API's image"
+    assert train["command"] == ["bookrec", "train"]
+    parse_bookrec(train["command"])
+    assert train["depends_on"]["seed"] == {"condition": "service_completed_successfully"}
+    assert train["depends_on"]["dynamodb"] == {"condition": "service_healthy"}
+    # The same store the seed filled and the API serves.
+    for name in ("DYNAMODB_TABLE", "DYNAMODB_ENDPOINT_URL"):
+        assert train["environment"][name] == services["seed"]["environment"][name] == services["api"]["environment"][name]
+
+
+def test_train_writes_and_api_reads_the_same_named_volume_at_model_uri(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    train, api = services["train"], services["api"]
+    uri = train["environment"]["MODEL_URI"]
+    assert api["environment"]["MODEL_URI"] == uri
+    assert uri.startswith("/") and not uri.startswith("/tmp"), "a volume, not the container's own tmpfs"
+    train_volume, train_mode = _mounts(train)[uri]
+    api_volume, api_mode = _mounts(api)[uri]
+    assert train_volume == api_volume and train_volume in compose["volumes"], "one named volume"
+    assert (train_mode, api_mode) == ("rw", "ro"), "only training writes models"
+    assert "models" not in _mounts(services["seed"]) and uri not in _mounts(services["seed"])
+    assert int(api["environment"]["MODEL_REFRESH_SECONDS"]) > 0, "a `docker compose run --rm train` is picked up"

@@ -112,6 +112,15 @@ def test_runtime_is_non_root_and_writes_only_under_tmp(runtime: Stage) -> None:
     assert env["HOME"] == "/tmp"
     assert runtime.one("WORKDIR") == "/tmp"
     assert all("pip" not in run for run in runtime.all("RUN")), "the runtime stage installs nothing"
+    # Models downloaded from S3 are cached under /tmp too (`bookrec serve` and `bookrec train`).
+    assert env["MODEL_CACHE_DIR"].startswith("/tmp/")
+    assert load_settings(model_cache_dir=env["MODEL_CACHE_DIR"]).model_cache_dir == env["MODEL_CACHE_DIR"]
+
+
+def test_models_mount_point_belongs_to_the_runtime_user(runtime: Stage) -> None:
+    """compose mounts a fresh named volume on /models; Docker gives it the mount point's owner."""
+    uid, _, gid = runtime.one("USER").partition(":")
+    assert any(f"install -d -o {uid} -g {gid or uid}" in run and run.rstrip().endswith(" /models") for run in runtime.all("RUN"))
 
 
 def test_cmd_runs_uvicorn_factory_with_uvloop_and_httptools_and_workers_from_the_environment(runtime: Stage) -> None:

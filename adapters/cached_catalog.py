@@ -8,7 +8,9 @@ mixes books read before and after an import it could have seen), and a write
 through this catalog drops them at once, so this process sees its own imports
 immediately and other processes within the TTL. Unknown ids are not remembered:
 a client asking for made-up ids cannot fill the memory, and a book imported
-later is found at once.
+later is found at once. The popular books (what is recommended before any model
+exists) are cached the same way for the same TTL: one list, of the largest limit
+asked, which answers every smaller limit.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class CachedBookCatalog:
         self._max_entries = max_entries
         self._clock = clock
         self._books: dict[int, Book] = {}
+        self._popular: list[int] = []
+        self._popular_limit = 0  # _popular is the inner catalog's answer to this limit
         self._expires_at = clock() + ttl_seconds
 
     async def get_many(self, book_ids: Sequence[int]) -> dict[int, Book]:
@@ -78,9 +82,22 @@ class CachedBookCatalog:
         self.clear()
         return written
 
+    async def popular_book_ids(self, limit: int) -> list[int]:
+        """The inner catalog's answer, read again only for a larger limit, after the TTL or after a write through here."""
+        if self._clock() >= self._expires_at:
+            self.clear()
+        # A list shorter than the limit it answered is the whole catalogue: it answers any limit.
+        known = self._popular_limit >= limit or len(self._popular) < self._popular_limit
+        if not known:
+            self._popular = list(await self.inner.popular_book_ids(limit))
+            self._popular_limit = limit
+        return self._popular[: max(limit, 0)]
+
     def clear(self) -> None:
-        """Forget every book; the next reads go to the inner catalog."""
+        """Forget every book and popularity list; the next reads go to the inner catalog."""
         self._books = {}
+        self._popular = []
+        self._popular_limit = 0
         self._expires_at = self._clock() + self._ttl_seconds
 
     def __getattr__(self, name: str) -> Any:

@@ -10,6 +10,10 @@ request path's reads behind it.
 
 Users get an integer code (`users.code`) so that ratings are keyed by two
 integers: compact rows, and a snapshot scan that reads numbers only.
+
+The file names itself: a UUID generated when the file is created (or, for a file
+from before the `meta` table, when this version first opens it) is kept in `meta`,
+so a model trained on one database is never served against another (`identity()`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -51,7 +56,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             ratings_count INTEGER NOT NULL DEFAULT 0
         )""",
     ),
+    (
+        # IF NOT EXISTS: harmless on a file that somehow has them already.
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+        # popular_book_ids: the first `limit` entries of this index, no sort (id is in every index).
+        "CREATE INDEX IF NOT EXISTS books_by_popularity ON books (ratings_count DESC, id)",
+    ),
 )
+IDENTITY_KEY = "identity"
 SCHEMA_VERSION = len(MIGRATIONS)
 
 BUSY_TIMEOUT_SECONDS = 30.0  # an import in another process holds the write lock for one batch at a time
@@ -111,6 +123,13 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
             for statement in statements:
                 connection.execute(statement)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # Once per file: a new file, or one from before the meta table, gets its UUID here.
+        connection.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (IDENTITY_KEY, str(uuid.uuid4())))
+
+
+def _identity(connection: sqlite3.Connection) -> str:
+    (value,) = connection.execute("SELECT value FROM meta WHERE key = ?", (IDENTITY_KEY,)).fetchone()
+    return f"sqlite:{value}"
 
 
 class SqliteDatabase:
@@ -121,20 +140,20 @@ class SqliteDatabase:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         try:
-            self._connection = self._executor.submit(self._open).result()
+            self._connection, self.identity = self._executor.submit(self._open).result()
         except BaseException:
             self._executor.shutdown()
             raise
         self._closed = False
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self) -> tuple[sqlite3.Connection, str]:
         connection = _connect(self.path)
         try:
             _migrate(connection, self.path)
+            return connection, _identity(connection)
         except BaseException:
             connection.close()
             raise
-        return connection
 
     async def run(self, function: Callable[[sqlite3.Connection], T]) -> T:
         """Run `function(connection)` on the connection's own thread."""
@@ -202,6 +221,14 @@ class SqliteRatingsRepository(_SqliteStore):
     async def scan_columns(self) -> RatingColumns:
         return await self.database.read_snapshot(_scan_columns)
 
+    async def user_ids(self) -> list[str]:
+        """Users with a rating, ascending; on a snapshot connection, off the store's thread (a batch job's read)."""
+        return await self.database.read_snapshot(_user_ids)
+
+    async def identity(self) -> str:
+        """"sqlite:<uuid>", the UUID kept in the file's `meta` table (read when the file was opened)."""
+        return self.database.identity
+
 
 class SqliteBookCatalog(_SqliteStore):
     """domain.ports.BookCatalog on the `books` table."""
@@ -211,6 +238,10 @@ class SqliteBookCatalog(_SqliteStore):
 
     async def put_many(self, books: Iterable[Book]) -> int:
         return await self.database.run(lambda connection: _put_books(connection, books))
+
+    async def popular_book_ids(self, limit: int) -> list[int]:
+        """The first `limit` entries of the books_by_popularity index."""
+        return await self.database.run(lambda connection: _popular_book_ids(connection, limit))
 
 
 def open_sqlite_stores(path: str | Path) -> tuple[SqliteRatingsRepository, SqliteBookCatalog]:
@@ -255,6 +286,16 @@ def _user_codes(connection: sqlite3.Connection, user_ids: set[str]) -> dict[str,
         "SELECT user_id, code FROM users WHERE user_id IN (SELECT value FROM json_each(?))", (json.dumps(list(user_ids)),)
     )
     return dict(rows)
+
+
+def _user_ids(connection: sqlite3.Connection) -> list[str]:
+    # users.user_id is UNIQUE (its index gives the order); EXISTS is one primary-key probe per user.
+    rows = connection.execute(
+        """SELECT user_id FROM users
+           WHERE EXISTS (SELECT 1 FROM ratings WHERE ratings.user_code = users.code)
+           ORDER BY user_id"""
+    )
+    return [user_id for (user_id,) in rows]
 
 
 def _scan_columns(connection: sqlite3.Connection) -> RatingColumns:
@@ -318,3 +359,10 @@ def _put_books(connection: sqlite3.Connection, books: Iterable[Book]) -> int:
             ],
         )
     return len(latest)
+
+
+def _popular_book_ids(connection: sqlite3.Connection, limit: int) -> list[int]:
+    if limit <= 0:  # LIMIT -1 would mean "no limit" to SQLite
+        return []
+    rows = connection.execute("SELECT id FROM books ORDER BY ratings_count DESC, id LIMIT ?", (limit,))
+    return [book_id for (book_id,) in rows]

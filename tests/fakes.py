@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -13,6 +14,7 @@ class InMemoryRatings:
     def __init__(self, ratings: Iterable[Rating] = ()) -> None:
         self.by_user: dict[str, dict[int, Rating]] = {}
         self.get_many_calls = 0
+        self.name = f"memory:{uuid.uuid4()}"
         for rating in ratings:
             self.by_user.setdefault(rating.user_id, {})[rating.book_id] = rating
 
@@ -42,6 +44,12 @@ class InMemoryRatings:
             np.asarray(values, dtype=np.float32),
         )
 
+    async def user_ids(self) -> list[str]:
+        return sorted(user for user, ratings in self.by_user.items() if ratings)
+
+    async def identity(self) -> str:
+        return self.name
+
 
 class InMemoryCatalog:
     def __init__(self, books: Iterable[Book] = ()) -> None:
@@ -56,3 +64,7 @@ class InMemoryCatalog:
         written = {book.id: book for book in books}
         self.books.update(written)
         return len(written)
+
+    async def popular_book_ids(self, limit: int) -> list[int]:
+        ranked = sorted(self.books.values(), key=lambda book: (-book.ratings_count, book.id))
+        return [book.id for book in ranked[: max(limit, 0)]]

@@ -112,3 +112,50 @@ async def test_warming_reads_the_given_books_in_batches(cached: CachedBookCatalo
     inner.reset()
     assert await cached.get_many(range(1, 11)) == {book_id: book(book_id) for book_id in range(1, 11)}
     assert inner.calls["get_many"] == 0
+
+
+def counted_book(book_id: int, ratings_count: int) -> Book:
+    return Book(id=book_id, title=f"Book {book_id}", authors=(f"Author {book_id}",), ratings_count=ratings_count)
+
+
+async def test_popular_books_are_read_once_and_larger_limits_read_again(cached: CachedBookCatalog, inner: Counted) -> None:
+    await inner.inner.put_many([counted_book(3, 30), counted_book(7, 70), counted_book(5, 30)])
+
+    assert await cached.popular_book_ids(2) == [7, 3]
+    assert await cached.popular_book_ids(2) == [7, 3]
+    assert await cached.popular_book_ids(1) == [7]  # a smaller limit: the same list, cut
+    assert inner.calls["popular_book_ids"] == 1
+
+    assert await cached.popular_book_ids(3) == [7, 3, 5]  # a larger one: asked again
+    assert inner.arguments["popular_book_ids"] == [(2,), (3,)]
+    assert await cached.popular_book_ids(0) == []
+    assert inner.calls["popular_book_ids"] == 2
+
+
+async def test_a_short_popular_list_is_the_whole_catalog(cached: CachedBookCatalog, inner: Counted) -> None:
+    assert await cached.popular_book_ids(50) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]  # all at 0 ratings: by id
+
+    assert await cached.popular_book_ids(500) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert inner.calls["popular_book_ids"] == 1
+
+
+async def test_popular_books_are_read_again_after_the_ttl_and_after_a_write(
+    cached: CachedBookCatalog, inner: Counted, clock: Clock
+) -> None:
+    assert await cached.popular_book_ids(2) == [1, 2]
+    await inner.inner.put_many([counted_book(9, 900)])  # an import elsewhere
+    clock.now += TTL - 1
+    assert await cached.popular_book_ids(2) == [1, 2]
+    clock.now += 1
+    assert await cached.popular_book_ids(2) == [9, 1]
+
+    await cached.put_many([counted_book(4, 4_000)])
+    assert await cached.popular_book_ids(2) == [4, 9]
+    assert inner.calls["popular_book_ids"] == 3
+
+
+async def test_the_popular_list_handed_out_is_the_callers_own(cached: CachedBookCatalog) -> None:
+    first = await cached.popular_book_ids(3)
+    first.clear()
+
+    assert await cached.popular_book_ids(3) == [1, 2, 3]

@@ -27,6 +27,10 @@ def numbered(book_id: int) -> Book:
     return Book(book_id, f"Book {book_id}", (f"Author {book_id % 13}",), 1900 + book_id % 120, None, 3.5, book_id)
 
 
+def counted(book_id: int, ratings_count: int) -> Book:
+    return Book(book_id, f"Book {book_id}", ("Someone",), None, None, None, ratings_count)
+
+
 class BookCatalogContract:
     async def test_an_empty_catalog_finds_nothing(self, book_catalog: BookCatalog) -> None:
         assert await book_catalog.get_many([1, 2, 3]) == {}
@@ -88,3 +92,30 @@ class BookCatalogContract:
         found = await book_catalog.get_many(list(range(1, 1_301)))
 
         assert found == {book.id: book for book in books}
+
+    async def test_popular_books_of_an_empty_catalog(self, book_catalog: BookCatalog) -> None:
+        assert await book_catalog.popular_book_ids(10) == []
+
+    async def test_popular_books_by_ratings_count_ties_by_lower_id(self, book_catalog: BookCatalog) -> None:
+        await book_catalog.put_many([counted(5, 10), counted(2, 30), counted(9, 20), counted(4, 30), counted(7, 0), counted(1, 20)])
+
+        assert await book_catalog.popular_book_ids(10) == [2, 4, 1, 9, 5, 7]
+
+    async def test_popular_books_up_to_the_limit(self, book_catalog: BookCatalog) -> None:
+        await book_catalog.put_many(counted(book_id, book_id * 3 % 17) for book_id in range(1, 41))
+        ranked = sorted(range(1, 41), key=lambda book_id: (-(book_id * 3 % 17), book_id))
+
+        assert await book_catalog.popular_book_ids(5) == ranked[:5]
+        assert await book_catalog.popular_book_ids(1) == ranked[:1]
+        assert await book_catalog.popular_book_ids(0) == []
+        assert await book_catalog.popular_book_ids(40) == ranked
+        assert await book_catalog.popular_book_ids(1_000) == ranked  # a limit beyond the catalogue: all of it
+
+    async def test_a_re_imported_count_reorders_the_popular_books(self, book_catalog: BookCatalog) -> None:
+        await book_catalog.put_many([counted(1, 100), counted(2, 50), counted(3, 10)])
+        assert await book_catalog.popular_book_ids(3) == [1, 2, 3]
+
+        await book_catalog.put_many([counted(3, 500), counted(1, 20)])
+
+        assert await book_catalog.popular_book_ids(3) == [3, 2, 1]
+        assert await book_catalog.popular_book_ids(2) == [3, 2]

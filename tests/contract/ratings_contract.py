@@ -144,3 +144,30 @@ class RatingsRepositoryContract:
         }
         assert scanned == triples(found)
         assert ("58", 11, 1) in scanned
+
+    async def test_user_ids_of_an_empty_store(self, ratings_repository: RatingsRepository) -> None:
+        assert await ratings_repository.user_ids() == []
+
+    async def test_user_ids_are_every_rater_once_in_ascending_order(self, ratings_repository: RatingsRepository) -> None:
+        await ratings_repository.put_many(rating(user, book, 4) for user in USER_IDS for book in (1, 2, 3))
+        await ratings_repository.upsert(rating("alice", 9, 1))
+        await ratings_repository.get_many(["asked about, never rated"])
+
+        found = await ratings_repository.user_ids()
+
+        assert found == sorted(USER_IDS)  # code-point order: "058" < "58" < "USER#1" < "Zoë 🦉" < "a,b" < "alice"
+        assert "asked about, never rated" not in found
+
+    async def test_user_ids_of_many_users(self, ratings_repository: RatingsRepository) -> None:
+        users = [f"user-{n:04d}" for n in range(1_050)]
+        await ratings_repository.put_many(rating(user, n % 7 + 1, 3) for n, user in enumerate(reversed(users)))
+
+        assert await ratings_repository.user_ids() == users
+
+    async def test_identity_is_a_stable_non_empty_name(self, ratings_repository: RatingsRepository) -> None:
+        before = await ratings_repository.identity()
+        await ratings_repository.put_many([rating("alice", 1, 5)])
+        after = await ratings_repository.identity()
+
+        assert isinstance(before, str) and before.strip()
+        assert before == after == await ratings_repository.identity()

@@ -1,7 +1,7 @@
 """Offline evaluation of top-N recommendations: a seeded hold-out split, ranking metrics, a sweep.
 
 Protocol (issue 9): sample test users with enough ratings, hide `holdout` of each one's
-ratings, build the snapshot from everything else, recommend the top k over the whole
+ratings, train on everything else, recommend the top k over the whole
 catalogue minus each user's training books, and compare with the hidden books the user
 liked (rating >= 4). Metrics use binary relevance and are averaged over the test users who
 have at least one liked hidden book (a user with none has nothing to find).
@@ -18,11 +18,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from domain.models import RatingColumns
-from domain.recommender import LIKED_RATING, ModelSnapshot, Recommender, RecommenderParams, top_k_per_column
+from datetime import datetime, timezone
+
+import scipy.sparse as sp
+
+from domain.item_model import ItemModel, ItemModelParams, ItemRecommender, train
+from domain.models import Rating, RatingColumns
+from domain.ranking import LIKED_RATING
+from domain.user_knn import ModelSnapshot, Recommender, RecommenderParams
 
 CUTOFF = 10
-MIN_TRAINING_RATINGS = 5  # a test user keeps at least this many ratings to find neighbours with
+MIN_TRAINING_RATINGS = 5  # a test user keeps at least this many ratings to be scored from
 RANKING_BATCH = 256  # users per recommend_batch call while evaluating, as the warm job would
 
 
@@ -95,14 +101,15 @@ class EvaluationResult:
     ms_per_user: float
     users: int  # test users with at least one liked hidden book
     popular_share: float  # share of recommended items labelled POPULAR (fallback and fill)
-    params: RecommenderParams | None = None  # None for the popularity baseline
+    params: ItemModelParams | RecommenderParams | None = None  # None for the popularity baseline
 
 
 Ranker = Callable[[Sequence[str]], list[list[int]]]  # a batch of test users -> each one's top-k book ids
 
 
 def score_rankings(name: str, split: HoldoutSplit, rank: Ranker, catalogue_size: int, k: int = CUTOFF,
-                   params: RecommenderParams | None = None, popular_share: Callable[[], float] = lambda: 1.0) -> EvaluationResult:
+                   params: ItemModelParams | RecommenderParams | None = None,
+                   popular_share: Callable[[], float] = lambda: 1.0) -> EvaluationResult:
     """Time `rank` over the test users in batches and average the metrics."""
     rankings: list[list[int]] = []
     started = time.perf_counter()
@@ -124,9 +131,58 @@ def score_rankings(name: str, split: HoldoutSplit, rank: Ranker, catalogue_size:
     )
 
 
-def evaluate_recommender(name: str, split: HoldoutSplit, params: RecommenderParams, catalogue_size: int | None = None,
-                         k: int = CUTOFF) -> EvaluationResult:
-    """The service's recommender with `params`, trained on the split's training ratings."""
+def training_ratings(split: HoldoutSplit) -> dict[str, list[Rating]]:
+    """The test users' training ratings, as the service reads a user's ratings on a miss."""
+    columns = split.train
+    wanted = {user: code for code, user in enumerate(columns.user_ids)}
+    codes = np.asarray(columns.user_codes)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(columns.user_ids) + 1))
+    epoch = datetime.fromtimestamp(0, timezone.utc)
+    found: dict[str, list[Rating]] = {}
+    for user in split.test_users:
+        rows = order[bounds[wanted[user]] : bounds[wanted[user] + 1]]
+        found[user] = [Rating(user, int(book), int(stars), epoch)
+                       for book, stars in zip(np.asarray(columns.book_ids)[rows].tolist(), np.asarray(columns.ratings)[rows].tolist())]
+    return found
+
+
+def evaluate_item_model(name: str, split: HoldoutSplit, params: ItemModelParams, catalogue_size: int | None = None,
+                        k: int = CUTOFF, model: ItemModel | None = None) -> EvaluationResult:
+    """The service's recommender: the item model trained with `params` on the split's training ratings."""
+    model = model or train(split.train, params)
+    return _evaluate_model(name, split, model, ItemRecommender(k, params.input), catalogue_size, k, params)
+
+
+def evaluate_popularity(name: str, split: HoldoutSplit, params: ItemModelParams, catalogue_size: int | None = None,
+                        k: int = CUTOFF) -> EvaluationResult:
+    """The baseline: the popularity ranking (`params.popularity`) minus each user's training books."""
+    # Only the popularity is kept: item-kNN with one weight per book is the cheapest training that
+    # computes it (EASE would invert a dense n x n matrix only to throw it away).
+    trained = train(split.train, replace(params, algorithm="knn", weights_per_book=1))
+    no_weights = sp.csr_array(trained.weights.shape, dtype=np.float32)
+    model = ItemModel.build(trained.book_ids, no_weights, trained.popularity)
+    result = _evaluate_model(name, split, model, ItemRecommender(k, params.input), catalogue_size, k, None)
+    return result
+
+
+def _evaluate_model(name: str, split: HoldoutSplit, model: ItemModel, recommender: ItemRecommender, catalogue_size: int | None,
+                    k: int, params: ItemModelParams | None) -> EvaluationResult:
+    ratings = training_ratings(split)
+    popular: list[bool] = []
+
+    def rank(users: Sequence[str]) -> list[list[int]]:
+        lists = recommender.recommend_batch(model, users, ratings)
+        popular.extend(item.source.value == "POPULAR" for items in lists for item in items)
+        return [[item.book_id for item in items] for items in lists]
+
+    return score_rankings(name, split, rank, catalogue_size or model.n_books, k, params,
+                          lambda: sum(popular) / max(len(popular), 1))
+
+
+def evaluate_user_knn(name: str, split: HoldoutSplit, params: RecommenderParams, catalogue_size: int | None = None,
+                      k: int = CUTOFF) -> EvaluationResult:
+    """The baseline the item model replaced: user-user kNN with `params` (domain/user_knn.py)."""
     top_k = replace(params, max_recommendations=k)
     snapshot = ModelSnapshot.build(split.train, top_k)
     recommender = Recommender(top_k)
@@ -141,67 +197,50 @@ def evaluate_recommender(name: str, split: HoldoutSplit, params: RecommenderPara
                           lambda: sum(popular) / max(len(popular), 1))
 
 
-def evaluate_popularity(name: str, split: HoldoutSplit, params: RecommenderParams, catalogue_size: int | None = None,
-                        k: int = CUTOFF) -> EvaluationResult:
-    """The baseline: the snapshot's popularity ranking (`params.popularity`) minus each user's training books."""
-    snapshot = ModelSnapshot.build(split.train, params)
-    ratings = snapshot.ratings
+PLAIN_EASE_L2 = (10.0, 20.0, 50.0, 100.0, 200.0, 500.0)  # lambdas plain EASE is evaluated at: its best is the bar
 
-    def rank(users: Sequence[str]) -> list[list[int]]:
-        keys = np.repeat(snapshot.popularity[:, None], len(users), axis=1)
-        for column, user in enumerate(users):
-            own = snapshot.user_rows[user]
-            keys[ratings.indices[ratings.indptr[own] : ratings.indptr[own + 1]], column] = -np.inf
-        columns, books = top_k_per_column(keys, k, floor=-np.inf)
-        bounds = np.searchsorted(columns, np.arange(len(users) + 1))
-        return [snapshot.book_ids[books[bounds[row] : bounds[row + 1]]].tolist() for row in range(len(users))]
-
-    return score_rankings(name, split, rank, catalogue_size or snapshot.n_books, k)
-
-
-# The settings a sweep varies and the values it tries. "similarity" stands for the pair
-# (similarity, mean_centre): raw stars, mean-centred stars, or binarised.
+# The item model's settings a sweep varies and the values it tries.
 SWEEP_GRID: dict[str, tuple[object, ...]] = {
-    "neighbours": (10, 20, 30, 50, 100, 200),
-    "similarity": ("rating", "centred", "binary"),
-    "shrinkage": (0.0, 5.0, 10.0, 25.0, 50.0),
-    "min_neighbours": (1, 3, 5, 10),
-    "aggregation": ("binary", "rating", "liked"),
-    "popularity_discount": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+    "input": ("binary", "liked", "stars"),
+    "l2": (10.0, 20.0, 50.0, 100.0, 200.0, 500.0),
+    "weights_per_book": (50, 100, 200, 500, 1000, 2000),
     "popularity": ("count", "liked"),
 }
 
 
-def with_setting(params: RecommenderParams, setting: str, value: object) -> RecommenderParams | None:
+def with_setting(params: ItemModelParams, setting: str, value: object) -> ItemModelParams | None:
     """`params` with one sweep setting changed; None where that combination is invalid."""
-    if setting == "similarity":
-        changes = {"similarity": "binary" if value == "binary" else "rating", "mean_centre": value == "centred"}
-    else:
-        changes = {setting: value}
     try:
-        return replace(params, **changes)
-    except ValueError:  # e.g. min_neighbours above neighbours
+        return replace(params, **{setting: value})
+    except ValueError:
         return None
 
 
-def describe(params: RecommenderParams) -> str:
-    similarity = "centred" if params.mean_centre else params.similarity
-    return (f"k={params.neighbours} sim={similarity} shrink={params.shrinkage:g} min={params.min_neighbours} "
-            f"agg={params.aggregation} disc={params.popularity_discount:g} pop={params.popularity}")
+def describe(params: ItemModelParams | RecommenderParams) -> str:
+    if isinstance(params, RecommenderParams):
+        similarity = "centred" if params.mean_centre else params.similarity
+        return (f"user-user k={params.neighbours} sim={similarity} shrink={params.shrinkage:g} min={params.min_neighbours} "
+                f"agg={params.aggregation} disc={params.popularity_discount:g} pop={params.popularity}")
+    algorithm = params.algorithm if params.algorithm != "auto" else "item"
+    return f"{algorithm} input={params.input} l2={params.l2:g} weights/book={params.weights_per_book} pop={params.popularity}"
 
 
-def coordinate_sweep(split: HoldoutSplit, start: RecommenderParams, catalogue_size: int | None = None,
-                     grid: dict[str, tuple[object, ...]] = SWEEP_GRID, rounds: int = 5,
-                     on_result: Callable[[EvaluationResult], None] = lambda result: None) -> tuple[RecommenderParams, list[EvaluationResult]]:
+def coordinate_sweep(split: HoldoutSplit, start: ItemModelParams, catalogue_size: int | None = None,
+                     grid: dict[str, tuple[object, ...]] = SWEEP_GRID, rounds: int = 3,
+                     on_result: Callable[[EvaluationResult], None] = lambda result: None,
+                     known: Iterable[EvaluationResult] = ()) -> tuple[ItemModelParams, list[EvaluationResult]]:
     """Best params by nDCG@10, found one setting at a time: try every value of a setting with the
     others fixed at the best so far, keep the best, move to the next setting; repeat until a
-    round changes nothing. Far cheaper than the full grid; each combination is evaluated once.
+    round changes nothing. Far cheaper than the full grid; each combination is evaluated once
+    (`known` results, e.g. the defaults already measured on this split, are not trained again).
     """
-    results: dict[RecommenderParams, EvaluationResult] = {}
+    results: dict[ItemModelParams, EvaluationResult] = {
+        result.params: result for result in known if isinstance(result.params, ItemModelParams)
+    }
 
-    def evaluate(params: RecommenderParams) -> EvaluationResult:
+    def evaluate(params: ItemModelParams) -> EvaluationResult:
         if params not in results:
-            results[params] = evaluate_recommender(describe(params), split, params, catalogue_size)
+            results[params] = evaluate_item_model(describe(params), split, params, catalogue_size)
             on_result(results[params])
         return results[params]
 

@@ -26,7 +26,7 @@ from domain.models import (
     UnknownBook,
 )
 from domain.ports import BookCatalog, RatingsRepository, RecommendationCache
-from domain.recommender import ModelSnapshot, Recommender
+from domain.item_model import ItemModel, ItemRecommender
 
 RunBlocking = Callable[..., Awaitable[Any]]
 ProgressCallback = Callable[[int, int], None]
@@ -88,17 +88,17 @@ class LeaseWait:
 
 
 class ModelHolder:
-    """The current model snapshot; a rebuilt one replaces it in one assignment, so readers never wait."""
+    """The item model being served; a newly published one replaces it in one assignment, so readers never wait."""
 
-    def __init__(self, snapshot: ModelSnapshot) -> None:
-        self._snapshot = snapshot
+    def __init__(self, model: ItemModel) -> None:
+        self._model = model
 
     @property
-    def current(self) -> ModelSnapshot:
-        return self._snapshot
+    def current(self) -> ItemModel:
+        return self._model
 
-    def swap(self, snapshot: ModelSnapshot) -> None:
-        self._snapshot = snapshot
+    def swap(self, model: ItemModel) -> None:
+        self._model = model
 
 
 class RecommendationService:
@@ -108,7 +108,7 @@ class RecommendationService:
         catalog: BookCatalog,
         cache: RecommendationCache,
         model: ModelHolder,
-        recommender: Recommender,
+        recommender: ItemRecommender,
         *,
         run_blocking: RunBlocking = asyncio.to_thread,
         lease_wait: LeaseWait = LeaseWait(),
@@ -156,9 +156,6 @@ class RecommendationService:
             found.update(await self._resolve_misses(misses))
         return [found[user] for user in user_ids]
 
-    async def get_recommendations(self, user_ids: Sequence[str], limit: int) -> list[list[Recommendation]]:
-        return [list(entry.items[:limit]) for entry in await self.recommendation_lists(user_ids)]
-
     async def popular_book_ids(self, limit: int) -> list[int]:
         return self._model.current.popular_book_ids(limit)
 
@@ -198,21 +195,25 @@ class RecommendationService:
         batch_size: int = 1000,
         on_progress: ProgressCallback | None = None,
     ) -> int:
-        """Recompute and cache the lists of `user_ids` (every snapshot user when None), batch by batch.
+        """Recompute and cache the lists of `user_ids` (every user with a rating when None), batch by batch.
 
         Each batch is deleted first and then filled under fresh leases, so a reader
         or a rating racing the refresh never leaves an older list in the cache.
-        Returns how many users were computed.
+        Without a trained model (the popularity fallback) lists are only deleted: they
+        are never cached. Returns how many users were computed.
         """
-        targets = list(dict.fromkeys(self._model.current.user_ids if user_ids is None else user_ids))
+        targets = list(dict.fromkeys(await self._ratings.user_ids() if user_ids is None else user_ids))
         computed = 0
         if on_progress:
             on_progress(0, len(targets))
         for start in range(0, len(targets), batch_size):
             batch = targets[start : start + batch_size]
             await self._cache.delete_many(batch)
-            leases = await self._cache.lease_many(batch)
-            mine = [user for user in batch if user in leases.granted]
+            if self._model.current.fallback:
+                mine = []
+            else:
+                leases = await self._cache.lease_many(batch)
+                mine = [user for user in batch if user in leases.granted]
             if mine:
                 lists = await self._compute(mine)
                 await self._fill(lists, leases.granted)
@@ -273,6 +274,9 @@ class RecommendationService:
         tell. The caller's own request may use such a list (it was issued before the
         computation began), but a request that joined the computation later may not.
         """
+        if self._model.current.fallback:
+            # No trained model yet: popular lists are served but never cached, so the first model shows at once.
+            return await self._compute(users), set(users)
         leases = await self._cache.lease_many(users)
         held_elsewhere = set(leases.held_elsewhere)
         results: dict[str, RecommendationList] = {}
@@ -307,22 +311,22 @@ class RecommendationService:
         return found
 
     async def _compute(self, users: list[str]) -> dict[str, RecommendationList]:
-        """Score `users` in one batch against the current snapshot, overlaid with their fresh ratings.
+        """Score `users` in one batch with the current model, from their own ratings read now.
 
         Ratings are read after the lease is taken: a rating stored before the lease
         is seen, and one stored after it deletes the lease, so either way no stale
         list is cached.
         """
-        snapshot = self._model.current
+        model = self._model.current
         fresh = await self._ratings.get_many(users)
         started = time.perf_counter()
-        items = await self._run_blocking(self._recommender.recommend_batch, snapshot, users, fresh)
+        items = await self._run_blocking(self._recommender.recommend_batch, model, users, fresh)
         self.observer.recommender_batch(len(users), time.perf_counter() - started)
         self.counters.recommender_batches += 1
         self.counters.users_computed += len(users)
         now = self._clock()
         return {
-            user: RecommendationList(user, tuple(user_items), snapshot.version, now)
+            user: RecommendationList(user, tuple(user_items), model.version, now)
             for user, user_items in zip(users, items)
         }
 

@@ -281,12 +281,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if runtime.container is None:
             return json_response({"status": "not serving", "stores": {}}, 503)
         problems = await runtime.container.readiness()
+        model = runtime.container.model_report()
         # The cache fails open: without it requests are slower, not wrong, so it degrades readiness but
         # does not fail it (a Redis outage must not take every task out of the load balancer at once).
+        # Likewise the popularity fallback served before any model is trained: every task is in that state.
         ready = all(problems[name] is None for name in REQUIRED_STORES)
-        status = "unavailable" if not ready else "ready" if all(r is None for r in problems.values()) else "degraded"
+        whole = all(r is None for r in problems.values()) and model["kind"] == "trained"
+        status = "unavailable" if not ready else "ready" if whole else "degraded"
         stores = {name: reason or "ok" for name, reason in problems.items()}
-        return json_response({"status": status, "stores": stores}, 200 if ready else 503)
+        return json_response({"status": status, "stores": stores, "model": model}, 200 if ready else 503)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

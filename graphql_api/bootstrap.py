@@ -18,9 +18,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from pathlib import Path
+
 from adapters.cached_catalog import CachedBookCatalog
-from domain.ports import BookCatalog, RatingsRepository, RecommendationCache
-from domain.recommender import ModelSnapshot, Recommender, RecommenderParams
+from domain.item_model import ItemModel, ItemRecommender
+from domain.model_service import EmptyStore, ModelService
+from domain.models import ArtifactError
+from domain.ports import BookCatalog, ModelRepository, RatingsRepository, RecommendationCache
 from domain.service import ModelHolder, RecommendationService, RunBlocking
 from graphql_api.loaders import CATALOG_BATCH
 from graphql_api.settings import Settings
@@ -47,6 +51,7 @@ class Container:
     catalog: BookCatalog
     cache: RecommendationCache
     model: ModelHolder
+    models: ModelService
     run_blocking: RunBlocking = field(repr=False)
 
     async def readiness(self) -> dict[str, str | None]:
@@ -64,12 +69,13 @@ class Container:
                 report[name] = f"{type(error).__name__}: {error}"
         return report
 
-    async def rebuild_model(self) -> ModelSnapshot:
-        """Scan every rating, build a snapshot off the event loop and swap it in."""
-        snapshot = await load_snapshot(self.ratings, self.settings.recommender_params, self.run_blocking)
-        self.model.swap(snapshot)
-        return snapshot
-
+    def model_report(self) -> dict[str, str]:
+        """The served model's version, and why it is the popularity fallback when it is."""
+        current = self.model.current
+        report = {"version": current.version, "kind": "popularity fallback" if current.fallback else "trained"}
+        if current.fallback and self.models.problem:
+            report["reason"] = self.models.problem
+        return report
 
 @contextlib.asynccontextmanager
 async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
@@ -102,23 +108,48 @@ def build_cache(settings: Settings) -> RecommendationCache:
     return build_memory_cache(settings)
 
 
-async def load_snapshot(ratings: RatingsRepository, params: RecommenderParams, run_blocking: RunBlocking) -> ModelSnapshot:
-    columns = await ratings.scan_columns()
-    snapshot = await run_blocking(ModelSnapshot.build, columns, params)
-    logger.info(
-        "model snapshot %s built: %d users, %d books, %d ratings in %.2f s",
-        snapshot.version, snapshot.n_users, snapshot.n_books, snapshot.n_ratings, snapshot.build_seconds,
-    )
-    return snapshot
+@contextlib.asynccontextmanager
+async def open_model_repository(settings: Settings) -> AsyncIterator[ModelRepository]:
+    """The model repository at MODEL_URI: a local directory or S3."""
+    from adapters.model_store import open_model_store
+
+    async with open_model_store(
+        settings.model_uri, region=settings.aws_region, endpoint_url=settings.model_s3_endpoint_url,
+        cache_dir=Path(settings.model_cache_dir), keep=settings.model_keep_versions,
+    ) as repository:
+        yield repository
 
 
-async def _refresh_model_forever(container: Container, every_seconds: int) -> None:
+async def model_to_serve(models: ModelService, settings: Settings) -> ItemModel:
+    """The latest published model; else, on the embedded store, one trained now; else the popularity fallback.
+
+    With DynamoDB a serving process never reads every rating: training is `bookrec train`'s job,
+    and until it has published a model the catalogue's popularity ranking is served.
+    """
+    try:
+        model = await models.load_latest()
+        if model is not None:
+            logger.info("model %s loaded from %s: %d books, %d weights", model.version, settings.model_uri, model.n_books, model.weights.nnz)
+            return model
+        reason = f"no model published at {settings.model_uri}"
+    except ArtifactError as error:
+        reason = str(error)
+        logger.error("%s; not serving it", reason)
+    if not settings.dynamodb_table:
+        logger.info("%s: training one now on the embedded store", reason)
+        try:
+            return await models.train_and_publish(settings.item_model_params)
+        except EmptyStore as error:
+            reason = f"{reason}, and {error}"
+    models.problem = f"{reason}: serving the popularity ranking until `bookrec train` publishes a model"
+    logger.warning("%s", models.problem)
+    return await models.popular_fallback()
+
+
+async def _refresh_model_forever(models: ModelService, holder: ModelHolder, every_seconds: int) -> None:
     while True:
         await asyncio.sleep(every_seconds)
-        try:
-            await container.rebuild_model()
-        except Exception:  # keep serving the old snapshot; the next round tries again
-            logger.exception("model snapshot refresh failed; keeping the current one")
+        await models.refresh(holder)
 
 
 @contextlib.asynccontextmanager
@@ -131,7 +162,7 @@ async def open_container(
     warm_books: bool = False,
     **service_options: Any,
 ) -> AsyncIterator[Container]:
-    """Build the service from the settings (or from the adapters given), load the model, keep it fresh.
+    """Build the service from the settings (or from the adapters given), load the model, watch for newer ones.
 
     The recommender gets its own thread pool, sized to the cores, so scoring never
     queues behind blocking store calls in asyncio's default pool (and never runs on
@@ -151,19 +182,21 @@ async def open_container(
         if cache is None:
             cache = build_cache(settings)
             stack.push_async_callback(cache.aclose)
-        params = settings.recommender_params
-        model = ModelHolder(await load_snapshot(stores.ratings, params, run_blocking))
         catalog = CachedBookCatalog(stores.catalog, ttl_seconds=BOOK_CACHE_TTL_SECONDS, max_entries=BOOK_CACHE_MAX_ENTRIES)
+        repository = await stack.enter_async_context(open_model_repository(settings))
+        # Models are checked against the catalogue itself, not the process's book cache, which may be behind it.
+        models = ModelService(repository, stores.ratings, stores.catalog, run_blocking=run_blocking, where=settings.model_uri)
+        model = ModelHolder(await model_to_serve(models, settings))
         if warm_books:  # a serving process: read every book the model can recommend before the first request
             started = time.perf_counter()
             cached = await catalog.warm(model.current.book_ids.tolist(), batch_size=CATALOG_BATCH)
             logger.info("book cache warmed: %d books in %.2f s", cached, time.perf_counter() - started)
         service = RecommendationService(
-            stores.ratings, catalog, cache, model, Recommender(params),
+            stores.ratings, catalog, cache, model, ItemRecommender(settings.max_recommendations, settings.model_input),
             run_blocking=service_options.pop("run_blocking", run_blocking), **service_options,
         )
-        container = Container(settings, service, stores.ratings, catalog, cache, model, run_blocking)
+        container = Container(settings, service, stores.ratings, catalog, cache, model, models, run_blocking)
         if refresh_model and settings.model_refresh_seconds > 0:
-            refresher = asyncio.create_task(_refresh_model_forever(container, settings.model_refresh_seconds))
+            refresher = asyncio.create_task(_refresh_model_forever(models, model, settings.model_refresh_seconds))
             stack.callback(refresher.cancel)
         yield container

@@ -56,8 +56,8 @@ class CacheStats:
     breaker_state: CircuitBreakerState | None = strawberry.field(
         description="The Redis circuit breaker's state; null for the in-process cache, which has none."
     )
-    snapshot_version: str = strawberry.field(description="Version of the model snapshot being served (in cache envelopes too).")
-    snapshot_age_seconds: float = strawberry.field(description="Seconds since that snapshot was built.")
+    snapshot_version: str = strawberry.field(description="Version of the item model being served (in cache envelopes too).")
+    snapshot_age_seconds: float = strawberry.field(description="Seconds since that model was trained.")
 
 
 async def resolve_cache_stats(info: Info[RequestContext, None], window_minutes: int) -> CacheStats:

@@ -19,6 +19,8 @@ COMMANDS = (
     "demo",
     "serve",
     "token",
+    "train",
+    "model",
     "warm",
     "recommend",
     "evaluate",

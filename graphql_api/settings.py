@@ -9,10 +9,13 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.recommender import RecommenderParams
+import tempfile
+from pathlib import Path
+
+from domain.item_model import ItemModelParams
 
 
 class SettingsError(ValueError):
@@ -65,13 +68,26 @@ class Settings(BaseSettings):
     dynamodb_endpoint_url: str | None = Field(None, description="DynamoDB Local or moto server URL.")
     aws_region: str = Field("us-east-1", description="AWS region of the table.")
 
-    # Recommender
-    model_refresh_seconds: int = Field(300, ge=0, description="Rebuild the model snapshot this often; 0 never.")
-    reco_neighbours: int = Field(RecommenderParams.neighbours, ge=1, description="Neighbours k per user.")
-    reco_min_neighbours: int = Field(RecommenderParams.min_neighbours, ge=1, description="Fewer neighbours than this -> popular books.")
-    reco_shrinkage: float = Field(RecommenderParams.shrinkage, ge=0, description="Similarity shrinkage term.")
-    reco_mean_centre: bool = Field(RecommenderParams.mean_centre, description="Mean-centre ratings before similarity.")
-    max_recommendations: int = Field(RecommenderParams.max_recommendations, ge=1, le=500, description="Recommendations computed and cached per user.")
+    # The item model: trained by `bookrec train`, published to MODEL_URI, polled by serving processes
+    model_uri: str = Field("./data/model", min_length=1, description="Where models are published and read: a directory or s3://bucket/prefix.")
+    model_refresh_seconds: int = Field(60, ge=0, description="Check MODEL_URI for a newer model this often; 0 never.")
+    model_keep_versions: int = Field(5, ge=1, le=1000, description="Model versions `bookrec train` keeps for rollbacks.")
+    model_cache_dir: str = Field(str(Path(tempfile.gettempdir()) / "bookrec-models"),
+                                 description="Local copies of models read from S3 (shared by the workers of a host).")
+    model_s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint for MODEL_URI (moto's server, MinIO).")
+    model_input: Literal["binary", "liked", "stars"] = Field(ItemModelParams.input, description="What the trained matrix holds per rating.")
+    model_l2: float = Field(ItemModelParams.l2, gt=0, description="EASE's regularisation lambda.")
+    model_weights_per_book: int = Field(ItemModelParams.weights_per_book, ge=1, description="Weights kept per book.")
+    ease_max_books: int = Field(ItemModelParams.ease_max_books, ge=1, description="Largest catalogue trained by EASE; above it, item-kNN.")
+    max_recommendations: int = Field(50, ge=1, le=500, description="Recommendations computed and cached per user.")
+
+    @field_validator("model_uri")
+    @classmethod
+    def _model_uri_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else None
+        if scheme not in (None, "file", "s3") or value in ("s3://", "file://") or value.startswith("s3:///"):
+            raise ValueError("must be a directory, file://PATH or s3://BUCKET[/PREFIX]")
+        return value
 
     @model_validator(mode="after")
     def _secret_outside_debug(self) -> "Settings":
@@ -86,13 +102,9 @@ class Settings(BaseSettings):
         return self.debug if self.introspection is None else self.introspection
 
     @cached_property
-    def recommender_params(self) -> RecommenderParams:
-        return RecommenderParams(
-            neighbours=self.reco_neighbours,
-            min_neighbours=self.reco_min_neighbours,
-            shrinkage=self.reco_shrinkage,
-            mean_centre=self.reco_mean_centre,
-            max_recommendations=self.max_recommendations,
+    def item_model_params(self) -> ItemModelParams:
+        return ItemModelParams(
+            input=self.model_input, l2=self.model_l2, weights_per_book=self.model_weights_per_book, ease_max_books=self.ease_max_books,
         )
 
 

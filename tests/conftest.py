@@ -24,6 +24,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
         report.longrepr = f"{item.nodeid}: a test that needs a real server was skipped on CI: {report.longrepr}"
 
 
+@pytest.fixture(autouse=True)
+def model_uri(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test publishes and reads models in a directory of its own, never the checkout's ./data/model."""
+    path = str(tmp_path_factory.mktemp("model"))
+    monkeypatch.setenv("MODEL_URI", path)
+    return path
+
+
 def shared_dataset_dir() -> Path | None:
     """../shared/datasets/goodbooks-10k beside the repo (or BOOKREC_SHARED_DATA), when it exists."""
     override = os.environ.get("BOOKREC_SHARED_DATA")

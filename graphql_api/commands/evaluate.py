@@ -1,4 +1,4 @@
-"""`bookrec evaluate`: offline quality of the recommender against the popularity baseline (issue 9)."""
+"""`bookrec evaluate`: offline quality of the item model against plain EASE, item-kNN, user-user kNN and popularity."""
 
 from __future__ import annotations
 
@@ -14,15 +14,18 @@ from tqdm import tqdm
 from adapters.goodbooks_csv import GoodbooksFormatError, read_books, read_ratings_columns
 from domain.evaluation import (
     CUTOFF,
+    PLAIN_EASE_L2,
     EvaluationResult,
     coordinate_sweep,
     describe,
+    evaluate_item_model,
     evaluate_popularity,
-    evaluate_recommender,
+    evaluate_user_knn,
     holdout_split,
 )
+from domain.item_model import ItemModelParams
 from domain.models import RatingColumns
-from domain.recommender import RecommenderParams
+from domain.user_knn import RecommenderParams
 from graphql_api.cli import CommandError
 
 
@@ -31,15 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="measure recommendation quality offline (nDCG, recall, precision, coverage)",
         description=f"Hide --holdout ratings of --test-users users, train on the rest and score each user's top {CUTOFF} "
-        "against the hidden books they rated 4 or 5: the popularity baseline, the recommender with its default "
-        "settings, and with --sweep a search over its settings.",
+        "against the hidden books they rated 4 or 5: the popularity baselines, the user-user kNN the service used "
+        "before, item-kNN and the item model with its default settings; with --sweep, plain EASE at each lambda "
+        "and a search over the item model's settings.",
     )
     parser.add_argument("--ratings", type=Path, required=True, help="goodbooks-format ratings CSV")
     parser.add_argument("--books", type=Path, help="goodbooks books.csv: the catalogue (default: the books in --ratings)")
     parser.add_argument("--test-users", type=int, default=1000, help="users whose ratings are partly hidden (default 1000)")
     parser.add_argument("--holdout", type=int, default=10, help="ratings hidden per test user (default 10)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the split (default 42)")
-    parser.add_argument("--sweep", action="store_true", help="also search the recommender's settings, one at a time")
+    parser.add_argument("--sweep", action="store_true", help="also plain EASE at each lambda, and search the item model's settings")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=run)
 
@@ -52,15 +56,24 @@ def run(args: argparse.Namespace) -> int:
         split = holdout_split(columns, args.test_users, args.holdout, args.seed)
     except ValueError as error:
         raise CommandError(str(error)) from None
-    defaults = RecommenderParams()
+    defaults = ItemModelParams()
     results = [
-        evaluate_popularity("popularity (rating count)", split, RecommenderParams(popularity="count"), catalogue_size),
-        evaluate_popularity("popularity (ratings >= 4)", split, RecommenderParams(popularity="liked"), catalogue_size),
-        evaluate_recommender(f"recommender defaults: {describe(defaults)}", split, defaults, catalogue_size),
+        evaluate_popularity("popularity (rating count)", split, replace(defaults, popularity="count"), catalogue_size),
+        evaluate_popularity("popularity (ratings >= 4)", split, replace(defaults, popularity="liked"), catalogue_size),
+        evaluate_user_knn(f"baseline {describe(RecommenderParams())}", split, RecommenderParams(), catalogue_size),
+        evaluate_item_model(f"item-kNN: {describe(replace(defaults, algorithm='knn'))}", split, replace(defaults, algorithm="knn"),
+                            catalogue_size),
     ]
+    default_result = evaluate_item_model(f"item model defaults: {describe(defaults)}", split, defaults, catalogue_size)
+    results.append(default_result)
     if args.sweep:
         with tqdm(unit="variant", desc="sweep", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
-            best, swept = coordinate_sweep(split, defaults, catalogue_size, on_result=lambda _: bar.update())
+            for l2 in PLAIN_EASE_L2:
+                plain = replace(defaults, algorithm="ease", l2=l2, weights_per_book=catalogue_size)
+                results.append(evaluate_item_model(f"plain EASE (no pruning) l2={l2:g}", split, plain, catalogue_size))
+                bar.update()
+            best, swept = coordinate_sweep(split, defaults, catalogue_size, on_result=lambda _: bar.update(),
+                                           known=[default_result])
         results += [result for result in swept if result.params not in (defaults, best)]
         results.append(replace(next(result for result in swept if result.params == best), name=f"best of sweep: {describe(best)}"))
     header = (f"{len(columns):,} ratings, {len(columns.user_ids):,} users, catalogue {catalogue_size:,} books; "
@@ -103,5 +116,6 @@ def as_table(header: str, results: list[EvaluationResult]) -> str:
 
 
 def as_json(header: str, results: list[EvaluationResult]) -> str:
-    rows = [{**asdict(result), "params": asdict(result.params) if result.params else None} for result in results]
+    rows = [{**asdict(result), "params": asdict(result.params) if result.params else None,
+             "model": type(result.params).__name__ if result.params else "popularity"} for result in results]
     return orjson.dumps({"data": header, "results": rows}, option=orjson.OPT_INDENT_2).decode()

@@ -1,10 +1,10 @@
-"""`bookrec stats`: the cache and model snapshot figures, from the command line.
+"""`bookrec stats`: the cache and published model figures, from the command line.
 
 A fresh process has served no request, so it cannot know the service's hit ratio
 (ask the API's `cacheStats` or /metrics for that). What it can read: how many
 lists Redis holds, how long they have left, which model version they were
-computed with, Redis's own server-wide hit counters, and the snapshot the stores
-would build now.
+computed with, Redis's own server-wide hit counters, and the model published at
+MODEL_URI.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import orjson
 
 from adapters import cache_inspection
 from adapters.redis_cache import REDIS_FAILURES, build_redis_client
-from graphql_api.bootstrap import load_snapshot, open_stores
+from domain.models import ArtifactError
+from graphql_api.bootstrap import open_model_repository
 from graphql_api.cli import CommandError
 from graphql_api.observability.logging_config import configure_logging
 from graphql_api.settings import Settings, load_settings
@@ -30,13 +31,13 @@ DEFAULT_SAMPLE = 200
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "stats",
-        help="print cache and model snapshot figures",
+        help="print cache and published model figures",
         description="Print what the cache holds (Redis: reco:* keys, TTLs and model versions of a sample, the "
-        "server's keyspace hit ratio) and the model snapshot the stores build now. The service's own hit "
+        "server's keyspace hit ratio) and the latest model published at MODEL_URI. The service's own hit "
         "ratio lives in the running servers: query cacheStats or scrape /metrics.",
     )
     parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, help=f"keys sampled for TTLs and versions (default {DEFAULT_SAMPLE})")
-    parser.add_argument("--no-snapshot", action="store_true", help="skip building the snapshot (it scans every rating)")
+    parser.add_argument("--no-model", action="store_true", help="skip reading the published model's manifest")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(handler=run)
 
@@ -46,19 +47,18 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--sample must be at least 1, got {args.sample}")
     settings = load_settings()
     configure_logging(settings.log_level, human=settings.debug or sys.stderr.isatty())
-    figures = asyncio.run(gather(settings, sample=args.sample, snapshot=not args.no_snapshot))
+    figures = asyncio.run(gather(settings, sample=args.sample, model=not args.no_model))
     print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode() if args.json else render(figures))
     return 0
 
 
-async def gather(settings: Settings, *, sample: int, snapshot: bool) -> dict[str, Any]:
+async def gather(settings: Settings, *, sample: int, model: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {"cache": await cache_figures(settings, sample)}
-    if snapshot:
-        figures["snapshot"] = await snapshot_figures(settings)
+    if model:
+        figures["model"] = await model_figures(settings)
         versions = figures["cache"].get("sampled_model_versions")
-        if versions:
-            current = figures["snapshot"]["version"]
-            figures["cache"]["sampled_on_current_snapshot"] = versions.get(current, 0)
+        if versions and figures["model"] is not None:
+            figures["cache"]["sampled_on_current_model"] = versions.get(figures["model"]["version"], 0)
     return figures
 
 
@@ -103,19 +103,18 @@ async def cache_figures(settings: Settings, sample: int) -> dict[str, Any]:
     }
 
 
-async def snapshot_figures(settings: Settings) -> dict[str, Any]:
-    async def run_blocking(function: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(function, *args)
-
-    async with open_stores(settings) as stores:
-        snapshot = await load_snapshot(stores.ratings, settings.recommender_params, run_blocking)
-    return {
-        "version": snapshot.version,
-        "users": snapshot.n_users,
-        "books": snapshot.n_books,
-        "ratings": snapshot.n_ratings,
-        "build_seconds": round(snapshot.build_seconds, 3),
-    }
+async def model_figures(settings: Settings) -> dict[str, Any] | None:
+    """The manifest of the model LATEST names at MODEL_URI, or None when none is published."""
+    try:
+        async with open_model_repository(settings) as repository:
+            manifests = await repository.versions()
+    except ArtifactError as error:
+        raise CommandError(str(error)) from None
+    latest = next((manifest for manifest in manifests if manifest.get("latest")), None)
+    if latest is None:
+        return None
+    return {key: latest.get(key) for key in ("version", "algorithm", "n_books", "n_users", "n_ratings", "n_weights",
+                                               "training_seconds", "created_at")}
 
 
 def render(figures: dict[str, Any]) -> str:
@@ -133,8 +132,8 @@ def render(figures: dict[str, Any]) -> str:
         if versions := cache["sampled_model_versions"]:
             listed = ", ".join(f"{version} x{count}" for version, count in versions.items())
             lines.append(f"  model versions of sampled lists: {listed}")
-        if "sampled_on_current_snapshot" in cache:
-            lines.append(f"  sampled lists computed on the current snapshot: {cache['sampled_on_current_snapshot']}")
+        if "sampled_on_current_model" in cache:
+            lines.append(f"  sampled lists computed with the latest model: {cache['sampled_on_current_model']}")
         server = cache["server"]
         ratio = "n/a (no lookups yet)" if server["hit_ratio"] is None else f"{server['hit_ratio']:.1%}"
         lines += [
@@ -144,10 +143,12 @@ def render(figures: dict[str, Any]) -> str:
             f"  memory used {_mebibytes(server['used_memory_bytes'])}"
             + (f" of maxmemory {_mebibytes(server['maxmemory_bytes'])}" if server["maxmemory_bytes"] else " (no maxmemory)"),
         ]
-    if (snapshot := figures.get("snapshot")) is not None:
+    if "model" in figures:
+        model = figures["model"]
         lines.append(
-            f"snapshot (built now from the stores): version {snapshot['version']}, {snapshot['users']:,} users, "
-            f"{snapshot['books']:,} books, {snapshot['ratings']:,} ratings, built in {snapshot['build_seconds']:.2f} s"
+            f"model: none published at MODEL_URI" if model is None else
+            f"model (LATEST): version {model['version']}, {model['algorithm']}, {model['n_books']:,} books, "
+            f"{model['n_ratings']:,} ratings of {model['n_users']:,} users, trained in {model['training_seconds']:.1f} s"
         )
     return "\n".join(lines)
 

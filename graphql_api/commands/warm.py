@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "warm",
         help="compute and cache recommendations for every user",
-        description="Compute and cache recommendations for every user in the model snapshot, in vectorised "
+        description="Compute and cache recommendations for every user with a rating, in vectorised "
         "batches. --segment/--segments split the users by a stable hash so N scheduled tasks share the work.",
     )
     parser.add_argument("--segment", type=int, default=0, help="which segment this task computes (0-based)")
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def warm(settings: Settings, segment: int, segments: int, batch_size: int) -> int:
     async with open_container(settings, refresh_model=False) as container:
-        users = [user for user in container.model.current.user_ids if in_segment(user, segment, segments)]
+        users = [user for user in await container.ratings.user_ids() if in_segment(user, segment, segments)]
         started = time.perf_counter()
         on_terminal = sys.stderr.isatty()
         log_progress = ProgressLog(logger, f"warm segment {segment}/{segments}")

@@ -7,7 +7,7 @@ Two kinds of source:
 - The service, the cache adapter and the DynamoDB adapter already keep plain
   counters (`ServiceCounters`, `CacheStats`, `DynamoCallCounts`). Those are not
   counted twice: `sync` adds what each grew by since its last look to a Prometheus
-  counter, and sets the gauges (breaker, snapshot, refresh job).
+  counter, and sets the gauges (breaker, model, refresh job).
 
 Why mirror instead of a custom Collector read at scrape time: with several uvicorn
 workers (PROMETHEUS_MULTIPROC_DIR set) a scrape reaches one worker, which reads
@@ -36,7 +36,7 @@ from graphql_api.observability.labels import BoundedLabels
 from graphql_api.observability.multiprocess_dir import MULTIPROC_DIR_ENV
 
 if TYPE_CHECKING:
-    from domain.recommender import ModelSnapshot
+    from domain.item_model import ItemModel
     from domain.service import ServiceCounters
     from graphql_api.jobs import RefreshJob
 
@@ -132,17 +132,21 @@ class Metrics:
         self.breaker_opened = Counter(
             "bookrec_cache_breaker_opened", "Times the Redis circuit breaker opened.", registry=registry,
         )
-        self.snapshot_age = Gauge(
-            "bookrec_model_snapshot_age_seconds", "Age of the model snapshot being served (oldest worker).",
+        self.model_age = Gauge(
+            "bookrec_model_age_seconds", "Seconds since the served item model was trained (oldest worker).",
             registry=registry, multiprocess_mode="livemax",
         )
-        self.snapshot_build_seconds = Gauge(
-            "bookrec_model_snapshot_build_duration_seconds", "Time the serving model snapshot took to build.",
+        self.model_training_seconds = Gauge(
+            "bookrec_model_training_duration_seconds", "Time the served item model took to train.",
             registry=registry, multiprocess_mode="livemax",
         )
-        self.snapshot_size = Gauge(
-            "bookrec_model_snapshot_size", "Size of the serving model snapshot, by dimension (users, books, ratings).",
+        self.model_size = Gauge(
+            "bookrec_model_size", "Size of the served item model, by dimension (users, books, ratings it was trained on; weights).",
             ["dimension"], registry=registry, multiprocess_mode="livemax",
+        )
+        self.model_fallback = Gauge(
+            "bookrec_model_fallback", "1 while a worker serves the popularity fallback because no trained model is usable.",
+            registry=registry, multiprocess_mode="livemax",
         )
         self.job_running = Gauge(
             "bookrec_refresh_job_running", "1 while a refreshRecommendations job runs (summed over workers).",
@@ -192,7 +196,7 @@ class Metrics:
         service_counters: ServiceCounters,
         cache: object,
         stores: Iterable[object],
-        snapshot: ModelSnapshot,
+        model: ItemModel,
         job: RefreshJob | None,
     ) -> None:
         """Bring the mirrored counters and the gauges up to date with their sources."""
@@ -207,10 +211,11 @@ class Metrics:
             self.breaker_state.set(BREAKER_STATE_VALUES.get(str(breaker.state.value), 0))
             self._breaker_opened.follow(breaker.times_opened)
         self._sync_dynamodb(stores)
-        self.snapshot_age.set(max(0.0, time.time() - snapshot.built_at))
-        self.snapshot_build_seconds.set(snapshot.build_seconds)
-        for dimension in ("users", "books", "ratings"):
-            self.snapshot_size.labels(dimension).set(getattr(snapshot, f"n_{dimension}"))
+        self.model_age.set(max(0.0, time.time() - model.created_at))
+        self.model_training_seconds.set(float(model.manifest.get("training_seconds", 0.0)))
+        for dimension in ("users", "books", "ratings", "weights"):
+            self.model_size.labels(dimension).set(float(model.manifest.get(f"n_{dimension}", 0)))
+        self.model_fallback.set(1 if model.fallback else 0)
         self.job_running.set(1 if job is not None and not job.finished else 0)
         self.job_processed.set(job.processed if job is not None else 0)
         self.job_total.set(job.total if job is not None else 0)

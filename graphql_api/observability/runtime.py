@@ -117,7 +117,7 @@ class Observability:
             service_counters=counters,
             cache=container.cache,
             stores=(container.ratings, container.catalog),
-            snapshot=container.model.current,
+            model=container.model.current,
             job=jobs.latest,
         )
         self.hit_window.sample(counters.hits, counters.misses)
@@ -179,7 +179,7 @@ class Observability:
             keys_exact=exact,
             breaker_state=None if breaker is None else str(breaker.state.value),
             snapshot_version=snapshot.version,
-            snapshot_age_seconds=max(0.0, time.time() - snapshot.built_at),
+            snapshot_age_seconds=max(0.0, time.time() - snapshot.created_at),
         )
 
 

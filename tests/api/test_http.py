@@ -29,7 +29,12 @@ async def test_healthz_answers_while_the_process_is_alive(api: Api) -> None:
 async def test_readyz_is_200_when_every_store_answers(api: Api) -> None:
     response = await api.client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "stores": {"ratings": "ok", "catalog": "ok", "cache": "ok"}}
+    body = response.json()
+    assert body == {
+        "status": "ready",
+        "stores": {"ratings": "ok", "catalog": "ok", "cache": "ok"},
+        "model": {"version": api.container.model.current.version, "kind": "trained"},
+    }
 
 
 class TestAStoreThatDoesNotAnswer:
@@ -55,10 +60,9 @@ class TestACacheThatDoesNotAnswer:
     async def test_degrades_readyz_without_failing_it(self, api: Api) -> None:
         response = await api.client.get("/readyz")
         assert response.status_code == 200
-        assert response.json() == {
-            "status": "degraded",
-            "stores": {"ratings": "ok", "catalog": "ok", "cache": "ConnectionRefusedError: connection refused"},
-        }
+        body = response.json()
+        assert body["status"] == "degraded"
+        assert body["stores"] == {"ratings": "ok", "catalog": "ok", "cache": "ConnectionRefusedError: connection refused"}
 
 
 async def test_graphiql_is_off_outside_debug(api: Api) -> None:

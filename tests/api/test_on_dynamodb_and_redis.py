@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
+import asyncio
+from dataclasses import replace
+
 from adapters.dynamodb_store import open_dynamodb_stores
+from adapters.model_store import LocalModelStore
+from domain.model_service import ModelService
 from domain.models import Rating
 from graphql_api.bootstrap import Stores
 from graphql_api.settings import Settings
@@ -55,8 +60,29 @@ async def seeded_stores(settings: Settings) -> AsyncIterator[Stores]:
         await ratings.put_many(
             Rating(user, book_id, stars, RATED_AT) for user, rated in TASTES.items() for book_id, stars in rated.items()
         )
+        # What the scheduled `bookrec train` does in production: serving processes only load its model.
+        models = ModelService(LocalModelStore(Path(settings.model_uri)), ratings, catalog, run_blocking=asyncio.to_thread,
+                              where=settings.model_uri)
+        await models.train_and_publish(settings.item_model_params)
         ratings.counts.reset()
         yield Stores(ratings, catalog)
+
+
+async def test_serving_start_up_and_model_refresh_scan_nothing(api: Api, seeded_stores: Stores) -> None:
+    container = api.container
+    assert container.model_report()["kind"] == "trained"
+    counts = container.ratings.counts
+    await seeded_stores.ratings.upsert(Rating("new reader", BOOKS[0].id, 5, RATED_AT))
+    repository = LocalModelStore(Path(container.settings.model_uri))
+    trainer = ModelService(repository, seeded_stores.ratings, seeded_stores.catalog, run_blocking=asyncio.to_thread,
+                           where=container.settings.model_uri)
+    newer = await trainer.train_and_publish(replace(container.settings.item_model_params, l2=7.0))
+    counts.reset()
+
+    assert await container.models.refresh(container.model)
+
+    assert container.model.current.version == newer.version
+    assert counts.calls["Scan"] == 0
 
 
 async def test_a_query_for_many_users_costs_one_mget_and_dynamodb_calls_by_the_rule(

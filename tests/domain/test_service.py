@@ -10,11 +10,12 @@ import pytest
 from adapters.memory_cache import InProcessRecommendationCache
 from domain.models import Book, InvalidRating, Rating, RecommendationSource, StoreUnavailable, UnknownBook
 from domain.ports import Leases
-from domain.recommender import ModelSnapshot, Recommender, RecommenderParams
+from domain.item_model import ItemModelParams, ItemRecommender, train
 from domain.service import LeaseWait, ModelHolder, RecommendationService
 from tests.fakes import InMemoryCatalog, InMemoryRatings
 
-PARAMS = RecommenderParams(neighbours=5, min_neighbours=1, max_recommendations=10)
+PARAMS = ItemModelParams(l2=1.0)  # a tiny catalogue wants little regularisation
+LIST_LENGTH = 10
 EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 # Readers of fantasy (1-4) and of crime (5-8); "ann" has not read book 4 yet, which all
@@ -36,9 +37,13 @@ async def make_service(cache=None, **options) -> tuple[RecommendationService, In
     ratings = InMemoryRatings(make_ratings())
     catalog = InMemoryCatalog(Book(book_id, f"Book {book_id}", ("Someone",)) for book_id in range(1, 10))
     cache = cache or InProcessRecommendationCache(ttl_seconds=600, lease_ms=2_000, max_entries=1_000)
-    snapshot = ModelSnapshot.build(await ratings.scan_columns(), PARAMS)
-    service = RecommendationService(ratings, catalog, cache, ModelHolder(snapshot), Recommender(PARAMS), **options)
+    model = train(await ratings.scan_columns(), PARAMS)
+    service = RecommendationService(ratings, catalog, cache, ModelHolder(model), ItemRecommender(LIST_LENGTH), **options)
     return service, ratings, cache
+
+
+async def get_recommendations(service: RecommendationService, user_ids: list[str], limit: int) -> list[list]:
+    return [list(entry.items[:limit]) for entry in await service.recommendation_lists(user_ids)]
 
 
 def book_ids(items) -> list[int]:
@@ -47,8 +52,8 @@ def book_ids(items) -> list[int]:
 
 async def test_a_miss_computes_once_then_hits() -> None:
     service, _, _ = await make_service()
-    [first] = await service.get_recommendations(["ann"], limit=3)
-    [second] = await service.get_recommendations(["ann"], limit=3)
+    [first] = await get_recommendations(service, ["ann"], limit=3)
+    [second] = await get_recommendations(service, ["ann"], limit=3)
     assert book_ids(first)[0] == 4
     assert first[0].source is RecommendationSource.COLLABORATIVE
     assert second == first
@@ -70,28 +75,28 @@ async def test_many_users_are_one_cache_read_one_batch_one_fill() -> None:
 
 async def test_limit_slices_the_cached_list() -> None:
     service, _, _ = await make_service()
-    [full] = await service.get_recommendations(["stranger"], limit=10)
-    [two] = await service.get_recommendations(["stranger"], limit=2)
+    [full] = await get_recommendations(service, ["stranger"], limit=10)
+    [two] = await get_recommendations(service, ["stranger"], limit=2)
     assert two == full[:2]
     assert service.counters.recommender_batches == 1
 
 
 async def test_unknown_user_gets_popular_books() -> None:
     service, _, _ = await make_service()
-    [items] = await service.get_recommendations(["nobody"], limit=10)
+    [items] = await get_recommendations(service, ["nobody"], limit=10)
     assert items and all(item.source is RecommendationSource.POPULAR for item in items)
     assert book_ids(items)[:3] == await service.popular_book_ids(3)
 
 
 async def test_rate_book_stores_invalidates_and_next_read_excludes_the_book() -> None:
     service, ratings, cache = await make_service()
-    [before] = await service.get_recommendations(["ann"], limit=10)
+    [before] = await get_recommendations(service, ["ann"], limit=10)
     assert 4 in book_ids(before)
     stored = await service.rate_book("ann", 4, 2)
     assert (stored.user_id, stored.book_id, stored.rating) == ("ann", 4, 2)
     assert ratings.by_user["ann"][4].rating == 2
     assert await cache.get_many(["ann"]) == [None]
-    [after] = await service.get_recommendations(["ann"], limit=10)
+    [after] = await get_recommendations(service, ["ann"], limit=10)
     assert 4 not in book_ids(after)
     assert service.counters.recommender_batches == 2
 
@@ -99,7 +104,7 @@ async def test_rate_book_stores_invalidates_and_next_read_excludes_the_book() ->
 @pytest.mark.parametrize("stars", [0, 6, -1])
 async def test_out_of_range_rating_writes_nothing_and_keeps_the_cache(stars: int) -> None:
     service, ratings, cache = await make_service()
-    await service.get_recommendations(["ann"], limit=10)
+    await get_recommendations(service, ["ann"], limit=10)
     with pytest.raises(InvalidRating):
         await service.rate_book("ann", 4, stars)
     assert 4 not in ratings.by_user["ann"]
@@ -108,7 +113,7 @@ async def test_out_of_range_rating_writes_nothing_and_keeps_the_cache(stars: int
 
 async def test_unknown_book_writes_nothing_and_keeps_the_cache() -> None:
     service, ratings, cache = await make_service()
-    await service.get_recommendations(["ann"], limit=10)
+    await get_recommendations(service, ["ann"], limit=10)
     with pytest.raises(UnknownBook):
         await service.rate_book("ann", 999, 4)
     assert 999 not in ratings.by_user["ann"]
@@ -118,7 +123,7 @@ async def test_unknown_book_writes_nothing_and_keeps_the_cache() -> None:
 async def test_a_failed_write_still_voids_the_cached_list() -> None:
     """A store that gave up may have applied the write and lost the answer."""
     service, ratings, cache = await make_service()
-    await service.get_recommendations(["ann"], limit=10)
+    await get_recommendations(service, ["ann"], limit=10)
 
     async def unavailable(rating: Rating) -> Rating:
         raise StoreUnavailable("throttled")
@@ -140,7 +145,7 @@ async def test_a_fill_computed_before_a_rating_is_refused() -> None:
         return function(*args)
 
     service, _, cache = await make_service(run_blocking=gated)
-    reader = asyncio.create_task(service.get_recommendations(["ann"], limit=10))
+    reader = asyncio.create_task(get_recommendations(service, ["ann"], limit=10))
     await entered.wait()  # the reader holds the lease and has read ann's old ratings
     await service.rate_book("ann", 4, 1)
     gate.set()
@@ -148,7 +153,7 @@ async def test_a_fill_computed_before_a_rating_is_refused() -> None:
     assert 4 in book_ids(stale)  # issued before the rating: may be old, but it is not cached
     assert service.counters.fills_refused == 1
     assert await cache.get_many(["ann"]) == [None]
-    [fresh] = await service.get_recommendations(["ann"], limit=10)
+    [fresh] = await get_recommendations(service, ["ann"], limit=10)
     assert 4 not in book_ids(fresh)
 
 
@@ -166,10 +171,10 @@ async def test_a_read_issued_after_a_rating_does_not_join_an_older_computation()
         return function(*args)
 
     service, _, _ = await make_service(run_blocking=gated_first)
-    old_reader = asyncio.create_task(service.get_recommendations(["ann"], limit=10))
+    old_reader = asyncio.create_task(get_recommendations(service, ["ann"], limit=10))
     await entered.wait()
     await service.rate_book("ann", 4, 1)
-    new_reader = asyncio.create_task(service.get_recommendations(["ann"], limit=10))
+    new_reader = asyncio.create_task(get_recommendations(service, ["ann"], limit=10))
     await asyncio.sleep(0)
     gate.set()
     await old_reader
@@ -179,7 +184,7 @@ async def test_a_read_issued_after_a_rating_does_not_join_an_older_computation()
 
 async def test_concurrent_misses_for_one_user_compute_once() -> None:
     service, _, _ = await make_service()
-    results = await asyncio.gather(*(service.get_recommendations(["ann"], limit=5) for _ in range(100)))
+    results = await asyncio.gather(*(get_recommendations(service, ["ann"], limit=5) for _ in range(100)))
     assert service.counters.recommender_batches == 1
     assert all(result == results[0] for result in results)
 
@@ -192,9 +197,9 @@ async def test_a_joiner_cancelled_does_not_cancel_the_owner() -> None:
         return function(*args)
 
     service, _, _ = await make_service(run_blocking=gated)
-    owner = asyncio.create_task(service.get_recommendations(["ann"], limit=5))
+    owner = asyncio.create_task(get_recommendations(service, ["ann"], limit=5))
     await asyncio.sleep(0.01)
-    joiner = asyncio.create_task(service.get_recommendations(["ann"], limit=5))
+    joiner = asyncio.create_task(get_recommendations(service, ["ann"], limit=5))
     await asyncio.sleep(0.01)
     joiner.cancel()
     gate.set()
@@ -216,7 +221,7 @@ async def test_a_lease_held_elsewhere_is_waited_for_then_used() -> None:
             assert await cache.fill_many([value], other.granted) == 1
 
     service._sleep = other_process_fills
-    [items] = await service.get_recommendations(["ann"], limit=3)
+    [items] = await get_recommendations(service, ["ann"], limit=3)
     assert book_ids(items)[0] == 4
     assert service.counters.recommender_batches == 0
     assert service.counters.lease_waits == 1
@@ -231,7 +236,7 @@ async def test_a_lease_never_filled_is_waited_for_a_bounded_time_then_computed_u
 
     service, _, cache = await make_service(sleep=record)
     await cache.lease_many(["ann"])
-    [items] = await service.get_recommendations(["ann"], limit=3)
+    [items] = await get_recommendations(service, ["ann"], limit=3)
     assert book_ids(items)[0] == 4
     assert sleeps == LeaseWait().delays()
     assert service.counters.recommender_batches == 1
@@ -262,7 +267,7 @@ class UnreachableCache:
 async def test_an_unreachable_cache_still_serves_recommendations_without_waiting() -> None:
     cache = UnreachableCache()
     service, _, _ = await make_service(cache=cache, sleep=pytest.fail)
-    [items] = await service.get_recommendations(["ann"], limit=3)
+    [items] = await get_recommendations(service, ["ann"], limit=3)
     assert book_ids(items)[0] == 4
     assert cache.fills == 0
     assert service.counters.lease_waits == 0
@@ -281,8 +286,8 @@ async def test_refresh_computes_every_snapshot_user_and_reports_progress() -> No
 
 async def test_refresh_replaces_an_older_cached_list() -> None:
     service, ratings, cache = await make_service()
-    await service.get_recommendations(["ann"], limit=10)
+    await get_recommendations(service, ["ann"], limit=10)
     ratings.by_user["ann"][4] = Rating("ann", 4, 5, EPOCH)  # written behind the service's back
     await service.refresh(["ann"])
-    [items] = await service.get_recommendations(["ann"], limit=10)
+    [items] = await get_recommendations(service, ["ann"], limit=10)
     assert 4 not in book_ids(items)

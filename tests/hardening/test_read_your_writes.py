@@ -15,9 +15,9 @@ from typing import Any
 
 from adapters.memory_cache import InProcessRecommendationCache
 from domain.models import Book
-from domain.recommender import ModelSnapshot, Recommender
+from domain.item_model import ItemRecommender, train
 from domain.service import ModelHolder, RecommendationService
-from tests.domain.test_service import PARAMS, make_ratings
+from tests.domain.test_service import LIST_LENGTH, PARAMS, make_ratings
 from tests.fakes import InMemoryCatalog, InMemoryRatings
 
 
@@ -25,7 +25,7 @@ async def test_a_read_after_a_rating_on_another_process_does_not_join_a_computat
     ratings = InMemoryRatings(make_ratings())
     catalog = InMemoryCatalog(Book(book_id, f"Book {book_id}", ("Someone",)) for book_id in range(1, 10))
     cache = InProcessRecommendationCache(ttl_seconds=600, lease_ms=2_000, max_entries=1_000)
-    model = ModelHolder(ModelSnapshot.build(await ratings.scan_columns(), PARAMS))
+    model = ModelHolder(train(await ratings.scan_columns(), PARAMS))
     scoring, release = asyncio.Event(), asyncio.Event()
 
     async def held_scoring(function: Callable[..., Any], *args: Any) -> Any:
@@ -33,8 +33,8 @@ async def test_a_read_after_a_rating_on_another_process_does_not_join_a_computat
         await release.wait()
         return function(*args)
 
-    process_a = RecommendationService(ratings, catalog, cache, model, Recommender(PARAMS))
-    process_b = RecommendationService(ratings, catalog, cache, model, Recommender(PARAMS), run_blocking=held_scoring)
+    process_a = RecommendationService(ratings, catalog, cache, model, ItemRecommender(LIST_LENGTH))
+    process_b = RecommendationService(ratings, catalog, cache, model, ItemRecommender(LIST_LENGTH), run_blocking=held_scoring)
 
     read_before = asyncio.create_task(process_b.recommendation_lists(["ann"]))
     await scoring.wait()  # B has read ann's ratings and is scoring them

@@ -40,9 +40,11 @@ async def test_counters_follow_miss_hit_rate_miss(api: Api) -> None:
     # One RecommendationLoader batch per query; one BookLoader batch per query and for the rating's book.
     assert value(samples, "bookrec_dataloader_batch_keys_count", loader="recommendations") == 3
     assert value(samples, "bookrec_dataloader_batch_keys_count", loader="books") == 4
-    assert value(samples, "bookrec_model_snapshot_size", dimension="users") == len(TASTES)
-    assert value(samples, "bookrec_model_snapshot_size", dimension="ratings") == sum(map(len, TASTES.values()))
-    assert value(samples, "bookrec_model_snapshot_age_seconds") >= 0
+    assert value(samples, "bookrec_model_size", dimension="users") == len(TASTES)
+    assert value(samples, "bookrec_model_size", dimension="ratings") == sum(map(len, TASTES.values()))
+    assert value(samples, "bookrec_model_size", dimension="weights") > 0
+    assert value(samples, "bookrec_model_fallback") == 0
+    assert value(samples, "bookrec_model_age_seconds") >= 0
 
 
 async def test_scraping_twice_does_not_count_twice(api: Api) -> None:

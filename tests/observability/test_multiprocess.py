@@ -45,7 +45,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while len(list(metrics_dir.glob("gauge_livemax_*.db"))) < WORKERS:  # every worker has started its app
+        # Every worker has started its app (each trains or loads the model first), and the socket answers.
+        while len(list(metrics_dir.glob("gauge_livemax_*.db"))) < WORKERS or not answers(f"{url}/healthz"):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"uvicorn did not start: {process.stderr.read().decode() if process.stderr else ''}")
             time.sleep(0.1)
@@ -53,6 +54,13 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def totals(url: str) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""`bookrec stats`: cache and snapshot figures from the command line."""
+"""`bookrec stats`: cache and published model figures from the command line."""
 
 from __future__ import annotations
 
@@ -23,11 +23,16 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_without_redis_it_prints_the_snapshot_and_points_at_cache_stats(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_redis_it_prints_the_published_model_and_points_at_cache_stats(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats"]) == 0
+    assert "model: none published at MODEL_URI" in capsys.readouterr().out
+
+    assert main(["train"]) == 0
+    capsys.readouterr()
     assert main(["stats"]) == 0
     out = capsys.readouterr().out
     assert "in-process" in out and "cacheStats" in out
-    assert f"{len(TASTES)} users" in out and f"{sum(map(len, TASTES.values()))} ratings" in out
+    assert f"{sum(map(len, TASTES.values()))} ratings of {len(TASTES)} users" in out
 
 
 @pytest.mark.redis_server
@@ -49,16 +54,16 @@ def test_with_redis_it_counts_keys_samples_ttls_and_reads_the_server_hit_ratio(
     assert cache["backend"] == "redis" and cache["url"] == redis_server.url
     assert (cache["keys_cached"], cache["keys_cached_exact"]) == (len(TASTES), True)
     assert cache["ttl_seconds"]["sampled"] == len(TASTES) and 590 <= cache["ttl_seconds"]["min"] <= cache["ttl_seconds"]["max"] <= 600
-    assert cache["sampled_model_versions"] == {figures["snapshot"]["version"]: len(TASTES)}
-    assert cache["sampled_on_current_snapshot"] == len(TASTES)
+    assert cache["sampled_model_versions"] == {figures["model"]["version"]: len(TASTES)}
+    assert cache["sampled_on_current_model"] == len(TASTES)
     server = cache["server"]
     assert server["keyspace_hits"] >= 1 and server["keyspace_misses"] >= 1
     assert server["hit_ratio"] == round(server["keyspace_hits"] / (server["keyspace_hits"] + server["keyspace_misses"]), 4)
 
-    assert main(["stats", "--no-snapshot"]) == 0
+    assert main(["stats", "--no-model"]) == 0
     text = capsys.readouterr().out
     assert f"recommendation lists cached (reco:*): {len(TASTES)}" in text
-    assert "hit ratio" in text and "snapshot" not in text
+    assert "hit ratio" in text and "model" not in text.replace("model versions", "")
 
 
 @pytest.mark.redis_server
@@ -67,6 +72,6 @@ def test_an_unreachable_redis_is_one_line_and_exit_code_2(
 ) -> None:
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     redis_server.stop()
-    assert main(["stats", "--no-snapshot"]) == 2
+    assert main(["stats", "--no-model"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bookrec stats: error: cannot read Redis at redis://127.0.0.1:")

@@ -15,7 +15,7 @@ import redis
 
 from adapters.cache_codec import cache_key
 from adapters.redis_cache import RedisRecommendationCache, build_redis_client
-from tests.domain.test_service import book_ids, make_service
+from tests.domain.test_service import book_ids, get_recommendations, make_service
 
 pytestmark = pytest.mark.redis_server
 
@@ -56,7 +56,7 @@ async def test_a_fill_computed_before_a_rating_is_refused_by_redis(
         return function(*args)
 
     service, _, _ = await make_service(cache=cache, run_blocking=gated)
-    reader = asyncio.create_task(service.get_recommendations(["ann"], limit=10))
+    reader = asyncio.create_task(get_recommendations(service, ["ann"], limit=10))
     await entered.wait()  # ann's lease is in Redis and her old ratings are read
     with redis.Redis.from_url(shared_redis_url) as client:
         assert client.get(cache_key("ann")).startswith(b"lease:")
@@ -66,21 +66,21 @@ async def test_a_fill_computed_before_a_rating_is_refused_by_redis(
     assert service.counters.fills_refused == 1
     with redis.Redis.from_url(shared_redis_url) as client:
         assert client.get(cache_key("ann")) is None
-    [fresh] = await service.get_recommendations(["ann"], limit=10)
+    [fresh] = await get_recommendations(service, ["ann"], limit=10)
     assert 4 not in book_ids(fresh)
     assert service.counters.fills == 1
 
 
 async def test_a_hundred_concurrent_misses_compute_once(cache: RedisRecommendationCache, clean_key: None) -> None:
     service, _, _ = await make_service(cache=cache)
-    results = await asyncio.gather(*(service.get_recommendations(["ann"], limit=5) for _ in range(100)))
+    results = await asyncio.gather(*(get_recommendations(service, ["ann"], limit=5) for _ in range(100)))
     assert service.counters.recommender_batches == 1
     assert all(result == results[0] for result in results)
 
 
 HERD_PROCESS = """
 import asyncio, json, sys
-from tests.domain.test_service import make_service
+from tests.domain.test_service import get_recommendations, make_service
 from tests.service.test_service_on_redis import redis_cache
 
 from domain.service import LeaseWait
@@ -96,7 +96,7 @@ async def main(url, start_at):
     )
     loop = asyncio.get_running_loop()
     await asyncio.sleep(max(0.0, start_at - loop.time()))
-    await asyncio.gather(*(service.get_recommendations(["ann"], limit=5) for _ in range(50)))
+    await asyncio.gather(*(get_recommendations(service, ["ann"], limit=5) for _ in range(50)))
     print(json.dumps(vars(service.counters)))
 
 asyncio.run(main(sys.argv[1], float(sys.argv[2])))

@@ -1,4 +1,7 @@
-r"""User-user collaborative filtering over an in-memory snapshot (design section 2).
+r"""User-user collaborative filtering: the first recommender, kept as a baseline for `bookrec evaluate`.
+
+The service scores with the item model (domain/item_model.py); this module is what it
+replaced, and the evaluation compares the two on the same split (QUALITY.md).
 
 Notation. ``X`` is the m x n users-by-books matrix of stars (CSR, float32; X_ui in 1..5 where
 user u rated book i, structurally absent otherwise) and ``B = 1[X != 0]`` its pattern.
@@ -70,6 +73,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from domain.models import MAX_RATING, Rating, RatingColumns, Recommendation, RecommendationSource
+from domain.ranking import LIKED_RATING, SCORE_DECIMALS, index_books, top_k_per_column
 
 Similarity = Literal["rating", "binary"]
 Aggregation = Literal["binary", "rating", "liked"]
@@ -79,10 +83,6 @@ COLLABORATIVE, POPULAR = RecommendationSource.COLLABORATIVE, RecommendationSourc
 CHUNK_USERS = 64  # users per pass: past ~128 the dense b-wide operands fall out of cache (bench/)
 MAX_THREADS = 2  # chunks scored at once: the machines this runs on have two cores
 GATHER_SHARE = 0.4  # _times_batch: below this share of entries, multiply only the batch's columns
-GROUPS_PER_K = 64
-WIDE_BATCH = 32  # top_k_per_column: from this many columns numpy's own reduction is the faster  # top-k bound: finer groups sort fewer candidates (see top_k_per_column)
-LIKED_RATING = 4  # goodbooks' "relevant" threshold: 4 and 5 stars are a like
-SCORE_DECIMALS = 6  # scores are cached as JSON; six decimals keep them short and stable
 
 
 @dataclass(frozen=True)  # not slots: settings read the defaults as class attributes
@@ -157,7 +157,7 @@ class ModelSnapshot:
     @classmethod
     def build(cls, columns: RatingColumns, params: RecommenderParams) -> ModelSnapshot:
         started = time.perf_counter()
-        book_ids, book_columns = _index_books(np.asarray(columns.book_ids))
+        book_ids, book_columns = index_books(np.asarray(columns.book_ids))
         n_users, n_books = len(columns.user_ids), book_ids.size
         ratings = _ratings_matrix(np.asarray(columns.user_codes), book_columns, np.asarray(columns.ratings), (n_users, n_books))
         unit_vectors, vector_norms = _similarity_vectors(ratings, params)
@@ -346,46 +346,6 @@ def _unit_values(row_of_entry: np.ndarray, stars: np.ndarray, n_rows: int, param
     return (values * inverse[row_of_entry]).astype(np.float32), norms.astype(np.float32)
 
 
-def top_k_per_column(values: np.ndarray, k: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Column and row of each column's k largest values above `floor` (a column is one user of
-    the batch): columns ascending, then largest value first, equal values by lower row.
-
-    Instead of sorting every value it bounds the k-th largest from below by the k-th largest
-    of the column's group maxima (k groups reach it, so at least k values do), then sorts
-    only the values in groups that reach the bound.
-    """
-    height, width = values.shape
-    if height == 0 or width == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    size = max(1, height // (GROUPS_PER_K * k))
-    starts = np.arange(0, height, size)
-    whole = height // size
-    blocks = values[: whole * size].reshape(whole, size, width)
-    if width >= WIDE_BATCH:
-        maxima = blocks.max(axis=1)
-    else:  # numpy reduces a short middle axis of a narrow array slowly; strided maxima are ~10x faster
-        maxima = blocks[:, 0].copy()
-        for offset in range(1, size):
-            np.maximum(maxima, blocks[:, offset], out=maxima)
-    if whole < len(starts):
-        maxima = np.vstack((maxima, values[whole * size :].max(axis=0, keepdims=True)))
-    threshold = np.full(width, -np.inf)
-    if len(starts) > k:
-        threshold = np.partition(maxima, len(starts) - k, axis=0)[len(starts) - k]
-    groups, columns = np.nonzero((maxima >= threshold) & (maxima > floor))
-    rows = (starts[groups][:, None] + np.arange(size)).ravel()
-    columns = np.repeat(columns, size)
-    inside = rows < height
-    rows, columns = rows[inside], columns[inside]
-    found = values[rows, columns]
-    reach = (found >= threshold[columns]) & (found > floor)
-    rows, columns, found = rows[reach], columns[reach], found[reach]
-    order = np.lexsort((rows, -found, columns))
-    rows, columns = rows[order], columns[order]
-    keep = np.arange(columns.size) - np.searchsorted(columns, columns) < k
-    return columns[keep], rows[keep]
-
-
 @dataclass(frozen=True)
 class _BatchRatings:
     """The batch's rows of X as entries sorted by row then column (fresh ratings replacing
@@ -429,17 +389,6 @@ class _BatchRatings:
 def _with_values(matrix: sp.csr_array | sp.csc_array, values: np.ndarray) -> sp.csr_array | sp.csc_array:
     """The same sparsity pattern (and format) with other values; index arrays shared, not copied."""
     return type(matrix)((values, matrix.indices, matrix.indptr), shape=matrix.shape)
-
-
-def _index_books(book_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct book ids ascending, and each rating's column among them."""
-    if book_ids.size and 0 <= book_ids.min() and book_ids.max() < 4 * book_ids.size + 1_000_000:
-        present = np.zeros(int(book_ids.max()) + 1, dtype=bool)  # small ids (goodbooks: 1..10000): O(n), no sort
-        present[book_ids] = True
-        column_of_id = np.cumsum(present) - 1
-        return np.flatnonzero(present).astype(np.int64), column_of_id[book_ids].astype(np.int32)
-    distinct, columns = np.unique(book_ids, return_inverse=True)
-    return distinct.astype(np.int64), columns.astype(np.int32)
 
 
 def _ratings_matrix(user_codes: np.ndarray, book_columns: np.ndarray, stars: np.ndarray, shape: tuple[int, int]) -> sp.csr_array:

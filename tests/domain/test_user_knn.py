@@ -8,9 +8,10 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-import domain.recommender as recommender_module
+import domain.user_knn as recommender_module
 from domain.models import Rating, RatingColumns, RecommendationSource
-from domain.recommender import ModelSnapshot, Recommender, RecommenderParams, top_k_per_column
+from domain.ranking import top_k_per_column
+from domain.user_knn import ModelSnapshot, Recommender, RecommenderParams
 
 CF = RecommendationSource.COLLABORATIVE
 POPULAR = RecommendationSource.POPULAR

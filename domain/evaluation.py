@@ -15,11 +15,9 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-
-import numpy as np
-
 from datetime import datetime, timezone
 
+import numpy as np
 import scipy.sparse as sp
 
 from domain.item_model import ItemModel, ItemModelParams, ItemRecommender, train

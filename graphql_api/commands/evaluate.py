@@ -68,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
     results.append(default_result)
     if args.sweep:
         with tqdm(unit="variant", desc="sweep", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
-            for l2 in PLAIN_EASE_L2:
-                plain = replace(defaults, algorithm="ease", l2=l2, weights_per_book=catalogue_size)
-                results.append(evaluate_item_model(f"plain EASE (no pruning) l2={l2:g}", split, plain, catalogue_size))
+            for l2 in PLAIN_EASE_L2:  # Steck's EASE as published: binary input, every weight kept; its best lambda is the bar
+                plain = replace(defaults, input="binary", algorithm="ease", l2=l2, weights_per_book=catalogue_size)
+                results.append(evaluate_item_model(f"plain EASE (binary, no pruning) l2={l2:g}", split, plain, catalogue_size))
                 bar.update()
             best, swept = coordinate_sweep(split, defaults, catalogue_size, on_result=lambda _: bar.update(),
                                            known=[default_result])

@@ -1,4 +1,4 @@
-"""What one request may cost (design section 5): document shape, body size, and a mutation rate per client.
+"""What one request may cost (docs/architecture.md section 8.2): document shape, body size, and a mutation rate per client.
 
 The token bound is graphql-core's parser's own (set in `RequestRules`, graphql_api.schema);
 this module holds the bounds that need code of ours:

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", description="Comma-separated origins allowed to call the API from a browser.")
     otel_enabled: bool = Field(False, description="OpenTelemetry tracing (needs the `otel` extra; OTEL_* configure it).")
 
-    # Request limits (design section 5); each refusal is a coded error
+    # Request limits (docs/architecture.md section 8.2); each refusal is a coded error
     introspection: bool | None = Field(None, description="Answer introspection queries; defaults to DEBUG.")
     max_query_depth: int = Field(8, ge=1, le=100, description="Deepest field nesting a document may have.")
     max_query_aliases: int = Field(30, ge=0, le=10_000, description="Aliases one document may use.")

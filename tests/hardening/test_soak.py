@@ -262,8 +262,8 @@ async def test_two_servers_sharing_redis_and_dynamodb(
     assert soak.failures == []
     assert lost == []
     assert stale == [], stale[:10]
-    # A wait that gave up on a slow lease holder computes once more (design section 3): on a loaded
-    # machine that can happen, and each such computation is one of the lease waits the servers counted.
+    # A wait that gave up on a slow lease holder computes once more (docs/architecture.md section 4.4):
+    # on a loaded machine that can happen, and each such computation is one of the lease waits the servers counted.
     assert sum(over_bound.values()) <= lease_waits, over_bound
     assert computed_by_servers == queries_during_soak
     assert len(soak.reads) >= 100 and acknowledged >= 30  # the soak did run

@@ -1,4 +1,4 @@
-"""Injected faults (design section 4): Redis killed and restarted under load, Redis answering slowly, and DynamoDB
+"""Injected faults (docs/architecture.md section 7): Redis killed and restarted under load, Redis answering slowly, and DynamoDB
 throttling and failing on reads and writes. Requests keep being answered; what the stores hold afterwards is checked.
 
 Each test prints what it injected and counted (run with -s), for docs/reliability.md.

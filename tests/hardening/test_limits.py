@@ -1,4 +1,4 @@
-"""Every limit of design section 5, each refused with its code: depth, aliases, repeats, tokens, body size,
+"""Every limit of docs/architecture.md section 8.2, each refused with its code: depth, aliases, repeats, tokens, body size,
 list arguments, batching, the mutation rate, introspection, and CORS for the SPA."""
 
 from __future__ import annotations

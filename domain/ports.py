@@ -54,7 +54,7 @@ class BookCatalog(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Leases:
-    """The answer to a lease request (design section 3).
+    """The answer to a lease request (docs/architecture.md section 4.2).
 
     `granted` maps a user to the token its fill must present. `held_elsewhere`
     lists users whose key another computation already holds: wait for its value.

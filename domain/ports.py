@@ -95,7 +95,7 @@ class RecommendationCache(Protocol):
 
 
 class ModelRepository(Protocol):
-    """Where trained item models are published and read: a local directory or S3 (design: docs/architecture.md).
+    """Where trained item models are published and read: a local directory or S3 (docs/architecture.md section 5.5).
 
     Versions are immutable; `LATEST` names the one to serve. A reader never sees half a
     model: a version is written whole before `LATEST` may name it. Every failure to read

@@ -14,7 +14,7 @@ import orjson
 from domain.models import Recommendation, RecommendationList, RecommendationSource
 
 # Version 2 stores the items as three parallel arrays rather than an object per item (version 1,
-# the design note's `[{book_id, score, source}]`): JSON still, and still what `redis-cli GET`
+# `[{book_id, score, source}]`, docs/architecture.md section 3): JSON still, and still what `redis-cli GET`
 # shows, but a 50-item list parses in about a third of the time, and every cache hit parses one.
 # A version 1 value reads as a miss, is dropped and recomputed: the version exists for such changes.
 FORMAT_VERSION = 2

@@ -1,6 +1,6 @@
 """The Redis RecommendationCache: one MGET per read, leases in the key's own slot, fail-open.
 
-Design sections 1, 3 and 4. Every key is `reco:{user_id}`; it holds either an
+docs/architecture.md sections 2, 3, 4 and 7.1. Every key is `reco:{user_id}`; it holds either an
 envelope (adapters.cache_codec) or, while someone computes it, a lease placeholder
 set with `SET NX PX`. A fill is a Lua script that writes only if the key still holds
 the filler's placeholder, so a `DEL` after a rating voids any fill computed from the

@@ -1,6 +1,6 @@
 """The cache-aside service: read through the cache, compute misses in one batch, fill under leases.
 
-The request path (design sections 1 and 3): one `cache.get_many` for every user of a
+The request path (docs/architecture.md sections 2 and 4): one `cache.get_many` for every user of a
 request; misses take leases; the recommender scores every miss in one vectorised
 call off the event loop; results are written back in one `fill_many`, which the
 cache refuses where a rating voided the lease meanwhile. Concurrent misses for one

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -60,7 +60,7 @@ Popularity = Literal["count", "liked"]
 
 COLLABORATIVE, POPULAR = RecommendationSource.COLLABORATIVE, RecommendationSource.POPULAR
 ARTIFACT_FORMAT = 1
-ARRAY_NAMES = ("book_ids", "popularity", "weights_indptr", "weights_indices", "weights_data")
+ARRAY_NAMES = ("book_ids", "popularity", "weights_indptr", "weights_indices", "weights_data", "user_offsets", "user_bytes")
 ROW_BLOCK = 1024  # rows of B formed and pruned at a time: bounds the dense scratch to ROW_BLOCK x n
 
 
@@ -111,6 +111,10 @@ class ItemModel:
     popular_order: np.ndarray = field(repr=False)  # columns by p desc, book id asc
     manifest: Mapping[str, Any] = field(repr=False, default_factory=dict)
     fallback: bool = False
+    # The users it was trained on, as UTF-8 bytes and offsets: whom "refresh every user" means in a
+    # serving process, which never reads the whole ratings table.
+    user_offsets: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(1, np.int64))
+    user_bytes: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0, np.uint8))
 
     @property
     def n_books(self) -> int:
@@ -121,15 +125,27 @@ class ItemModel:
         """When the model was trained (unix seconds)."""
         return float(self.manifest.get("created_at", 0.0))
 
+    def user_ids(self) -> list[str]:
+        """The users the model was trained on, in training order."""
+        data, offsets = self.user_bytes.tobytes(), self.user_offsets.tolist()
+        return [data[start:stop].decode() for start, stop in zip(offsets, offsets[1:])]
+
     @classmethod
     def build(cls, book_ids: np.ndarray, weights: sp.csr_array, popularity: np.ndarray, *,
-              manifest: Mapping[str, Any] | None = None, fallback: bool = False) -> ItemModel:
+              manifest: Mapping[str, Any] | None = None, fallback: bool = False,
+              users: tuple[np.ndarray, np.ndarray] | None = None) -> ItemModel:
         popular_order = np.lexsort((np.arange(book_ids.size), -popularity))
+        offsets, data = users if users is not None else (np.zeros(1, np.int64), np.empty(0, np.uint8))
         return cls(
             version=str((manifest or {}).get("version") or content_version(book_ids, weights, popularity)),
             book_ids=book_ids, weights=weights, popularity=popularity, popular_order=popular_order,
-            manifest=dict(manifest or {}), fallback=fallback,
+            manifest=dict(manifest or {}), fallback=fallback, user_offsets=offsets, user_bytes=data,
         )
+
+    def with_manifest(self, manifest: Mapping[str, Any]) -> ItemModel:
+        """The same model with more manifest entries (the store it was trained on, figures measured after training)."""
+        return ItemModel.build(self.book_ids, self.weights, self.popularity, manifest={**self.manifest, **manifest},
+                               fallback=self.fallback, users=(self.user_offsets, self.user_bytes))
 
     @classmethod
     def popular_only(cls, popular_book_ids: Sequence[int]) -> ItemModel:
@@ -163,6 +179,8 @@ class ItemModel:
             "weights_indptr": self.weights.indptr,
             "weights_indices": self.weights.indices,
             "weights_data": self.weights.data,
+            "user_offsets": self.user_offsets,
+            "user_bytes": self.user_bytes,
         }
         return ModelArtifact({**self.manifest, "version": self.version, "format": ARTIFACT_FORMAT}, arrays)
 
@@ -191,13 +209,15 @@ class ItemModel:
             (indices.shape != data.shape or data.dtype != np.float32, "weights_indices and weights_data differ"),
             (n > 0 and (indptr[0] != 0 or indptr[-1] != indices.size), "weights_indptr does not span the weights"),
             (indices.size > 0 and (int(indices.min()) < 0 or int(indices.max()) >= n), "weights_indices fall outside the catalogue"),
+            (arrays["user_offsets"].dtype != np.int64 or arrays["user_bytes"].dtype != np.uint8
+             or arrays["user_offsets"][-1:].tolist() != [arrays["user_bytes"].size], "user_offsets do not span user_bytes"),
         ]
         for failed, reason in problems:
             if failed:
                 raise ArtifactError(f"{where} is malformed: {reason}")
         weights = sp.csr_array((data, indices, indptr), shape=(n, n), copy=False)
         weights.has_sorted_indices = True  # written canonical by training; never re-sorted (the arrays may be read-only maps)
-        return cls.build(book_ids, weights, popularity, manifest=manifest)
+        return cls.build(book_ids, weights, popularity, manifest=manifest, users=(arrays["user_offsets"], arrays["user_bytes"]))
 
 
 class ItemRecommender:
@@ -301,7 +321,11 @@ def train(columns: RatingColumns, params: ItemModelParams) -> ItemModel:
         "training_seconds": round(time.perf_counter() - started, 3),
         "created_at": time.time(),
     }
-    return ItemModel.build(book_ids, weights, popularity, manifest={**manifest, "version": content_version(book_ids, weights, popularity)})
+    encoded = [user.encode() for user in columns.user_ids]
+    offsets = np.concatenate(([0], np.cumsum([len(user) for user in encoded], dtype=np.int64))).astype(np.int64)
+    users = (offsets, np.frombuffer(b"".join(encoded), dtype=np.uint8).copy())
+    return ItemModel.build(book_ids, weights, popularity, manifest={**manifest, "version": content_version(book_ids, weights, popularity)},
+                           users=users)
 
 
 def _popularity(codes: np.ndarray, book_columns: np.ndarray, stars: np.ndarray, n_users: int, n_books: int,
@@ -313,19 +337,25 @@ def _popularity(codes: np.ndarray, book_columns: np.ndarray, stars: np.ndarray, 
 
 
 def _ease_weights(matrix: sp.csr_array, params: ItemModelParams) -> sp.csr_array:
-    """B by EASE's closed form (module docstring), pruned row by row."""
+    """B by EASE's closed form (module docstring), pruned row by row.
+
+    One dense n x n float64 array is the whole of training's memory beyond X: G is filled a block
+    of rows at a time, then LAPACK's potrf + potri invert it in place. Given the Fortran-ordered
+    view of G (G is symmetric, so that view is G itself), they neither copy it nor allocate another.
+    """
     n = matrix.shape[1]
-    gram = (matrix.T @ matrix).toarray()  # float64, n x n: the one dense matrix of training
+    gram = np.empty((n, n))
+    for start, stop, rows in _gram_rows(matrix, ROW_BLOCK):
+        gram[start:stop] = rows
     gram[np.diag_indices(n)] += params.l2
-    # potrf + potri invert the symmetric positive definite G in place; only the upper triangle is written.
-    factor, info = scipy.linalg.lapack.dpotrf(gram, lower=0, overwrite_a=1, clean=0)
+    factor, info = scipy.linalg.lapack.dpotrf(gram.T, lower=0, overwrite_a=1, clean=0)
     if info != 0:
         raise ValueError(f"EASE: X^T X + {params.l2} I is not positive definite (LAPACK info {info})")
-    inverse, info = scipy.linalg.lapack.dpotri(factor, lower=0, overwrite_c=1)
+    _, info = scipy.linalg.lapack.dpotri(factor, lower=0, overwrite_c=1)
     if info != 0:
         raise ValueError(f"EASE: inverting X^T X + {params.l2} I failed (LAPACK info {info})")
-    del gram, factor
-    _symmetrise_upper(inverse)
+    inverse = gram  # P, written in place: its lower triangle holds P (the upper one of the Fortran view)
+    _symmetrise_lower(inverse)
     scale = -1.0 / np.diag(inverse).copy()
 
     def rows(start: int, stop: int) -> np.ndarray:
@@ -336,30 +366,40 @@ def _ease_weights(matrix: sp.csr_array, params: ItemModelParams) -> sp.csr_array
     return _pruned_rows(n, rows, params.weights_per_book)
 
 
-def _symmetrise_upper(matrix: np.ndarray) -> None:
-    """Copy the upper triangle onto the lower, in place, a block at a time (no n^2 temporary)."""
+def _symmetrise_lower(matrix: np.ndarray) -> None:
+    """Copy the lower triangle onto the upper, in place, a block at a time (no n^2 temporary)."""
     n = matrix.shape[0]
     for start in range(0, n, ROW_BLOCK):
         stop = min(start + ROW_BLOCK, n)
-        matrix[stop:, start:stop] = matrix[start:stop, stop:].T
+        matrix[start:stop, stop:] = matrix[stop:, start:stop].T
         block = matrix[start:stop, start:stop]
-        block[...] = np.triu(block) + np.triu(block, 1).T
+        block[...] = np.tril(block) + np.tril(block, -1).T
+
+
+def _gram_rows(matrix: sp.csr_array, block: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The rows start..stop of X^T X, dense, a block at a time: (X^T X)[J, :] = X[:, J]^T X."""
+    by_book = matrix.tocsc()
+    transposed = by_book.T.tocsr()
+    n = matrix.shape[1]
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        yield start, stop, (transposed[start:stop] @ by_book).toarray()
 
 
 def _knn_weights(matrix: sp.csr_array, params: ItemModelParams) -> sp.csr_array:
-    """B by cosine item-kNN (module docstring), a block of columns at a time: never n x n in memory.
+    """B by cosine item-kNN (module docstring), a block of rows at a time: never n x n in memory.
 
-    Cosine is symmetric, so the columns J of X^T X are also its rows J: each block gives the
-    complete rows of B for its books, pruned before the next block is formed.
+    Cosine is symmetric, so the rows J of the similarity matrix are complete rows of B for the
+    books J, pruned before the next block is formed.
     """
     n = matrix.shape[1]
-    by_book = matrix.tocsc()
-    norms = np.sqrt(np.asarray((by_book.multiply(by_book)).sum(axis=0)).ravel())
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
     inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    transposed = by_book.T.tocsr()
+    blocks = _gram_rows(matrix, params.block_books)
 
     def rows(start: int, stop: int) -> np.ndarray:
-        block = (transposed[start:stop] @ by_book).toarray()  # (X^T X)[J, :], J = start..stop
+        first, last, block = next(blocks)
+        assert (first, last) == (start, stop)  # both walk the same blocks in order
         block *= inverse[start:stop, None] * inverse[None, :]
         block[np.arange(stop - start), np.arange(start, stop)] = 0.0
         return block

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from domain.item_model import ItemModel, ItemModelParams, train
-from domain.models import ArtifactError
+from domain.models import ArtifactError, StoreUnavailable
 from domain.ports import BookCatalog, ModelRepository, RatingsRepository
 from domain.service import ModelHolder, RunBlocking
 
@@ -53,8 +53,8 @@ class ModelService:
         if not len(columns):
             raise EmptyStore("the ratings store holds no rating to train on")
         model = await self._run_blocking(train, columns, params)
-        manifest = {**model.manifest, "source": await self._ratings.identity(), **measured()}
-        model = ItemModel.build(model.book_ids, model.weights, model.popularity, manifest=manifest)
+        model = model.with_manifest({"source": await self._ratings.identity(), **measured()})
+        manifest = model.manifest
         await self._repository.publish(model.to_artifact())
         logger.info("model %s published to %s: %d books, %d weights, trained on %d ratings in %.1f s",
                     model.version, self.where, model.n_books, model.weights.nnz, manifest["n_ratings"], manifest["training_seconds"])
@@ -104,7 +104,7 @@ class ModelService:
             except ArtifactError:
                 self._refused = version
                 raise
-        except ArtifactError as error:
+        except (ArtifactError, StoreUnavailable) as error:  # a store failing the check: tried again next poll
             self._log_once(f"model refresh: {error}; keeping model {holder.current.version}")
             return False
         holder.swap(model)

@@ -195,14 +195,14 @@ class RecommendationService:
         batch_size: int = 1000,
         on_progress: ProgressCallback | None = None,
     ) -> int:
-        """Recompute and cache the lists of `user_ids` (every user with a rating when None), batch by batch.
+        """Recompute and cache the lists of `user_ids` (when None, every user the served model was trained on), batch by batch.
 
         Each batch is deleted first and then filled under fresh leases, so a reader
         or a rating racing the refresh never leaves an older list in the cache.
         Without a trained model (the popularity fallback) lists are only deleted: they
         are never cached. Returns how many users were computed.
         """
-        targets = list(dict.fromkeys(await self._ratings.user_ids() if user_ids is None else user_ids))
+        targets = list(dict.fromkeys(self._model.current.user_ids() if user_ids is None else user_ids))
         computed = 0
         if on_progress:
             on_progress(0, len(targets))

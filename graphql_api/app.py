@@ -2,7 +2,7 @@
 
 `create_app` is a factory (`uvicorn graphql_api.app:create_app --factory`): each
 worker process builds its own app, and its lifespan opens the stores, cache and
-model snapshot. Tests pass a ready container instead, which is used as it is.
+item model. Tests pass a ready container instead, which is used as it is.
 """
 
 from __future__ import annotations

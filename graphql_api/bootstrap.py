@@ -149,7 +149,10 @@ async def model_to_serve(models: ModelService, settings: Settings) -> ItemModel:
 async def _refresh_model_forever(models: ModelService, holder: ModelHolder, every_seconds: int) -> None:
     while True:
         await asyncio.sleep(every_seconds)
-        await models.refresh(holder)
+        try:
+            await models.refresh(holder)
+        except Exception:  # a bug must not end the polling for the life of the process
+            logger.exception("model refresh failed; keeping model %s", holder.current.version)
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,4 @@
-"""`cacheStats`: the recommendation cache and the model snapshot as this server process sees them. Admin only.
+"""`cacheStats`: the recommendation cache and the served item model as this server process sees them. Admin only.
 
 The hit ratio is this process's (each uvicorn worker answers for its own
 requests; the Prometheus metrics add the workers up). Keys cached are counted on
@@ -38,7 +38,7 @@ class CircuitBreakerState(enum.Enum):
     HALF_OPEN = strawberry.enum_value("half_open", description="Cool-down over: one probe call decides.")
 
 
-@strawberry.type(description="Cache effectiveness and the model snapshot, for this server process.")
+@strawberry.type(description="Cache effectiveness and the served item model, for this server process.")
 class CacheStats:
     backend: CacheBackend = strawberry.field(description="Which cache serves.")
     hit_ratio: float | None = strawberry.field(

@@ -35,7 +35,7 @@ PUBLIC_ROOT_FIELDS = frozenset({"popularBooks", "book", "books", "__typename"})
 
 
 def public_max_age(settings: Settings) -> int:
-    """Seconds a public answer may be reused: no longer than cached recommendations or the model snapshot live."""
+    """Seconds a public answer may be reused: no longer than cached recommendations live, nor a served model goes unchecked."""
     bounds = [settings.cache_ttl_seconds]
     if settings.model_refresh_seconds > 0:
         bounds.append(settings.model_refresh_seconds)

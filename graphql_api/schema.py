@@ -74,7 +74,7 @@ class Query:
     def refresh_job(self, info: Info[RequestContext, None], id: JobId) -> jobs.RefreshJob | None:
         return info.context.jobs.get(id)
 
-    @strawberry.field(description="Cache hit ratio, keys cached, breaker and snapshot, for the process answering. Admin only.")
+    @strawberry.field(description="Cache hit ratio, keys cached, breaker and the served model, for the process answering. Admin only.")
     async def cache_stats(self, info: Info[RequestContext, None], window_minutes: WindowMinutes = 5) -> CacheStats:
         return await resolve_cache_stats(info, window_minutes)
 

@@ -59,11 +59,11 @@ def parse_book_id(raw: str) -> int | None:
 class RecommendationSourceType(enum.Enum):
     COLLABORATIVE = strawberry.enum_value(
         models.RecommendationSource.COLLABORATIVE.value,
-        description="Scored from the ratings of users with similar taste.",
+        description="Scored by the item model from the books this reader rated (readers of those books also read this one).",
     )
     POPULAR = strawberry.enum_value(
         models.RecommendationSource.POPULAR.value,
-        description="A popular book, for users with too few ratings (or too few similar users) to personalise.",
+        description="A popular book: for readers with no rating the model knows, to fill a list, or before any model is trained.",
     )
 
 

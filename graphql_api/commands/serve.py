@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve the GraphQL API",
         description="Serve GraphQL at /graphql, /healthz and /readyz. Defaults come from HOST, PORT and "
-        "WEB_CONCURRENCY; each worker process loads its own model snapshot.",
+        "WEB_CONCURRENCY; each worker process memory-maps the same published model.",
     )
     add_bind_arguments(parser)
     parser.add_argument("--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 1)")

@@ -8,16 +8,24 @@ so "nothing lost" is checked against what the server really holds.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import random
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from adapters.dynamodb_store import (
+    POPULAR_KEPT,
+    POPULAR_UPDATE_ATTEMPTS,
+    SCAN_PAGE_SIZE,
+    SDK_TOTAL_MAX_ATTEMPTS,
     DynamoBookCatalog,
     DynamoRatingsRepository,
     DynamoTable,
@@ -30,6 +38,7 @@ from domain.models import Book, Rating, StoreUnavailable
 from graphql_api.settings import Settings
 from tests.contract.catalog_contract import BookCatalogContract
 from tests.contract.ratings_contract import RatingsRepositoryContract
+from tests.moto_server import MOTO_REGION
 
 pytestmark = pytest.mark.moto_server
 
@@ -387,3 +396,310 @@ async def test_create_table_leaves_an_existing_table_alone(client: Any, dynamodb
     assert {(key["AttributeName"], key["KeyType"]) for key in description["KeySchema"]} == {("pk", "HASH"), ("sk", "RANGE")}
     assert await ratings.get_many(["alice"]) == {"alice": [Rating("alice", 1, 4, AT)]}
     assert await ratings.ping()
+
+
+# Batch reads: user ids, identity
+
+
+async def test_user_ids_scan_only_the_user_id_attribute(client: Any, dynamodb_settings: Settings) -> None:
+    loaded = LoadedClient(client)
+    ratings, catalog = stores(loaded, dynamodb_settings, scan_page_size=7, scan_segments=3)
+    await ratings.put_many(Rating(f"user-{n:02d}", book_id, 4, AT) for n in range(30) for book_id in (1, 2))
+    await catalog.put_many(book(book_id) for book_id in range(1, 11))  # book and popularity items are not users
+    loaded.sent.clear()
+
+    assert await ratings.user_ids() == [f"user-{n:02d}" for n in range(30)]
+
+    scans = [params for operation, params in loaded.sent if operation == "Scan"]
+    assert {params["Segment"] for params in scans} == {0, 1, 2} and len(scans) > 3
+    assert all(
+        [params["ExpressionAttributeNames"][name.strip()] for name in params["ProjectionExpression"].split(",")] == ["user_id"]
+        and params["Limit"] == 7
+        for params in scans
+    )
+    assert ratings.counts.calls["Scan"] == len(scans)  # a Scan counts once per page
+
+
+async def test_scans_use_pages_of_a_thousand_items_by_default(client: Any, dynamodb_settings: Settings) -> None:
+    loaded = LoadedClient(client)
+    ratings, _ = stores(loaded, dynamodb_settings, scan_segments=2)
+    await ratings.put_many(ratings_of("alice", 3))
+
+    await ratings.scan_columns()
+
+    assert SCAN_PAGE_SIZE == 1_000
+    assert [params["Limit"] for operation, params in loaded.sent if operation == "Scan"] == [SCAN_PAGE_SIZE] * 2
+
+
+async def test_the_identity_names_region_and_table(ratings_repository: DynamoRatingsRepository, dynamodb_settings: Settings) -> None:
+    assert await ratings_repository.identity() == f"dynamodb:{MOTO_REGION}/{dynamodb_settings.dynamodb_table}"
+
+
+async def test_the_identity_of_a_table_built_on_a_client_takes_the_clients_region(client: Any, dynamodb_settings: Settings) -> None:
+    ratings, _ = stores(client, dynamodb_settings)
+
+    assert await ratings.identity() == f"dynamodb:{MOTO_REGION}/{dynamodb_settings.dynamodb_table}"
+
+
+# The popularity item
+
+
+async def test_popular_book_ids_is_one_get_item_and_no_scan(book_catalog: DynamoBookCatalog) -> None:
+    await book_catalog.put_many(book(book_id) for book_id in range(1, 31))
+    book_catalog.counts.reset()
+
+    assert await book_catalog.popular_book_ids(5) == [30, 29, 28, 27, 26]
+
+    assert book_catalog.counts.calls == Counter({"GetItem": 1})
+
+
+async def test_an_import_reads_and_writes_the_popularity_item_once(book_catalog: DynamoBookCatalog) -> None:
+    book_catalog.counts.reset()
+
+    await book_catalog.put_many(book(book_id) for book_id in range(1, 61))
+
+    assert book_catalog.counts.calls - Counter({"BatchWriteItem": book_catalog.counts.calls["BatchWriteItem"]}) == Counter(
+        {"GetItem": 1, "PutItem": 1}
+    )
+
+
+async def test_the_popularity_item_keeps_the_top_thousand(book_catalog: DynamoBookCatalog) -> None:
+    await book_catalog.put_many(book(book_id) for book_id in range(1, POPULAR_KEPT + 201))  # ratings_count = id
+
+    top = await book_catalog.popular_book_ids(POPULAR_KEPT + 200)
+
+    assert top == list(range(POPULAR_KEPT + 200, 200, -1))  # the 200 least rated are not kept
+    await book_catalog.put_many([Book(7, "Back from obscurity", (), ratings_count=10_000)])
+    assert (await book_catalog.popular_book_ids(3)) == [7, POPULAR_KEPT + 200, POPULAR_KEPT + 199]
+    assert len(await book_catalog.popular_book_ids(POPULAR_KEPT + 200)) == POPULAR_KEPT
+
+
+class RacingImports:
+    """The real client, except that the first `racers` reads of the popularity item wait for each other.
+
+    So every racing import reads the same version of the item; their conditional writes
+    are then sent one at a time (moto's server is not safe with two at once), and all but
+    the first must fail, read again and merge again. `puts` records each write's outcome.
+    """
+
+    def __init__(self, client: Any, racers: int) -> None:
+        self._client = client
+        self._barrier = asyncio.Barrier(racers)
+        self._waiting = racers
+        self._one_write = asyncio.Lock()
+        self.puts: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def get_item(self, **params: Any) -> dict[str, Any]:
+        response = await self._client.get_item(**params)
+        if self._waiting > 0:
+            self._waiting -= 1
+            await self._barrier.wait()
+        return response
+
+    async def put_item(self, **params: Any) -> dict[str, Any]:
+        async with self._one_write:
+            try:
+                response = await self._client.put_item(**params)
+            except ClientError as error:
+                self.puts.append(error.response["Error"]["Code"])
+                raise
+            self.puts.append("written")
+            return response
+
+
+async def test_two_imports_at_once_both_end_up_in_the_popularity_item(
+    client: Any, dynamodb_settings: Settings, retry: RetryPolicy
+) -> None:
+    racing = RacingImports(client, racers=2)
+    _, catalog = stores(racing, dynamodb_settings, retry)
+    await stores(client, dynamodb_settings)[1].put_many([Book(500, "Already there", (), ratings_count=5)])
+
+    await asyncio.gather(
+        catalog.put_many(Book(book_id, f"Odd {book_id}", (), ratings_count=book_id) for book_id in range(1, 40, 2)),
+        catalog.put_many(Book(book_id, f"Even {book_id}", (), ratings_count=book_id) for book_id in range(2, 41, 2)),
+    )
+
+    assert racing.puts == ["written", "ConditionalCheckFailedException", "written"]
+    assert await catalog.popular_book_ids(100) == [*range(40, 5, -1), 5, 500, 4, 3, 2, 1]  # 5 and 500 tie: lower id first
+
+
+async def test_an_import_that_keeps_losing_the_race_is_an_error_naming_what_to_do(
+    client: Any, dynamodb_settings: Settings, retry: RetryPolicy, sleeps: RecordedSleeps
+) -> None:
+    conflicting = LoadedClient(client, throttled={"PutItem": 1_000}, error=("ConditionalCheckFailedException", 400))
+    _, catalog = stores(conflicting, dynamodb_settings, retry)
+
+    with pytest.raises(StoreUnavailable, match=r"popularity item kept changing .* 1 book\(s\).* run the import again"):
+        await catalog.put_many([book(1)])
+
+    assert catalog.counts.calls["PutItem"] == catalog.counts.calls["GetItem"] == POPULAR_UPDATE_ATTEMPTS
+    assert len(sleeps.delays) == POPULAR_UPDATE_ATTEMPTS and max(sleeps.delays) <= retry.max_delay
+    assert await stores(client, dynamodb_settings)[1].get_many([1]) == {1: book(1)}  # the book itself is written
+
+
+# Timed-out pages
+
+
+class TimingOut(LoadedClient):
+    """The real client, except that the next `timeouts[op]` calls raise botocore's ReadTimeoutError without reaching the server."""
+
+    def __init__(self, client: Any, timeouts: Mapping[str, int]) -> None:
+        super().__init__(client)
+        self.timeouts = Counter(timeouts)
+
+    async def _call(self, operation: str, params: dict[str, Any], send: Any) -> dict[str, Any]:
+        if self.timeouts[operation] > 0:
+            self.timeouts[operation] -= 1
+            self.sent.append((operation, params))
+            raise ReadTimeoutError(endpoint_url="http://moto.test/")
+        return await super()._call(operation, params, send)
+
+
+async def test_a_timed_out_query_page_is_sent_again(client: Any, dynamodb_settings: Settings, retry: RetryPolicy) -> None:
+    ratings, _ = stores(TimingOut(client, {"Query": 2}), dynamodb_settings, retry)
+    await ratings.put_many(ratings_of("alice", 4))
+
+    assert await ratings.get_many(["alice"]) == {"alice": ratings_of("alice", 4)}
+    assert ratings.counts.calls["Query"] == 3 and ratings.counts.retries["Query"] == 2
+
+
+async def test_a_timed_out_write_is_not_sent_again(client: Any, dynamodb_settings: Settings, retry: RetryPolicy) -> None:
+    ratings, _ = stores(TimingOut(client, {"PutItem": 1}), dynamodb_settings, retry)
+
+    with pytest.raises(StoreUnavailable, match="PutItem .* failed: Read timeout"):
+        await ratings.upsert(Rating("alice", 1, 5, AT))
+
+    assert ratings.counts.calls["PutItem"] == 1 and not ratings.counts.retries
+
+
+async def test_a_page_timing_out_past_the_last_attempt_is_an_error_naming_the_segment(
+    client: Any, dynamodb_settings: Settings, retry: RetryPolicy
+) -> None:
+    ratings, _ = stores(TimingOut(client, {"Scan": 100}), dynamodb_settings, retry, scan_segments=1)
+
+    with pytest.raises(StoreUnavailable, match=r"Scan .* gave up after 4 attempts \(ReadTimeoutError\); not done: Scan segment 0"):
+        await ratings.scan_columns()
+
+
+class StallingProxy:
+    """A TCP proxy in front of moto that never forwards chosen requests: the client's socket read really times out.
+
+    Requests are read whole (headers, then Content-Length bytes of body) and forwarded;
+    one that `stall(target, body)` picks is held instead until the client gives up on it
+    and closes the connection. `requests` records every (X-Amz-Target, body) it read.
+    """
+
+    def __init__(self, upstream: str, stall: Callable[[str, dict[str, Any]], bool]) -> None:
+        self._host, port = upstream.removeprefix("http://").rsplit(":", 1)
+        self._port = int(port)
+        self._stall = stall
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.stalled: list[dict[str, Any]] = []
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._tasks.add(task := asyncio.current_task())  # type: ignore[arg-type]
+        upstream_reader, upstream_writer = await asyncio.open_connection(self._host, self._port)
+        answers = asyncio.ensure_future(self._copy(upstream_reader, writer))
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                headers = dict(
+                    (name.strip().lower(), value.strip())
+                    for name, _, value in (line.partition(":") for line in head.decode("latin-1").split("\r\n")[1:] if line)
+                )
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                target, request = headers.get("x-amz-target", "").rpartition(".")[2], json.loads(body or b"{}")
+                self.requests.append((target, request))
+                if self._stall(target, request):
+                    self.stalled.append(request)
+                    await asyncio.wait_for(reader.read(), timeout=30)  # until the client times out and hangs up
+                    return
+                upstream_writer.write(head + body)
+                await upstream_writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            answers.cancel()
+            for each in (writer, upstream_writer):
+                each.close()
+            self._tasks.discard(task)  # type: ignore[arg-type]
+
+    @staticmethod
+    async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65_536):
+                writer.write(data)
+                await writer.drain()
+
+
+async def test_a_scan_page_whose_read_really_times_out_is_sent_again_and_the_scan_is_whole(
+    dynamodb_settings: Settings, moto_server: str, sleeps: RecordedSleeps
+) -> None:
+    written = [Rating(f"user-{n}", book_id, (n + book_id) % 5 + 1, AT) for n in range(40) for book_id in (1, 2, 3)]
+    async with open_dynamodb_stores(**where(dynamodb_settings)) as (ratings, _):
+        await ratings.put_many(written)
+
+    def second_page_of_segment_1(target: str, request: dict[str, Any]) -> bool:
+        """Stall every attempt botocore makes at it, once: then it is the adapter's retry that gets the page."""
+        picked = target == "Scan" and request.get("Segment") == 1 and "ExclusiveStartKey" in request
+        return picked and len(proxy.stalled) < SDK_TOTAL_MAX_ATTEMPTS
+
+    proxy = StallingProxy(moto_server, second_page_of_segment_1)
+    retry = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.04, sleep=sleeps, random=lambda: 1.0)
+    async with proxy as endpoint, open_dynamodb_stores(
+        table=dynamodb_settings.dynamodb_table or "", region=MOTO_REGION, endpoint_url=endpoint,
+        retry=retry, scan_page_size=10, scan_segments=4, scan_read_timeout=0.5,
+    ) as (ratings, _):
+        started = time.perf_counter()
+        columns = await ratings.scan_columns()
+        took = time.perf_counter() - started
+
+    scanned = {(columns.user_ids[code], int(b), int(s)) for code, b, s in zip(columns.user_codes, columns.book_ids, columns.ratings)}
+    assert scanned == {(r.user_id, r.book_id, r.rating) for r in written} and len(columns) == len(written)
+    assert len(proxy.stalled) == SDK_TOTAL_MAX_ATTEMPTS and all(stalled == proxy.stalled[0] for stalled in proxy.stalled)
+    segment_1 = [request for target, request in proxy.requests if target == "Scan" and request["Segment"] == 1]
+    resent = segment_1.index(proxy.stalled[0]) + SDK_TOTAL_MAX_ATTEMPTS
+    assert segment_1[resent] == proxy.stalled[0]  # the same page: same ExclusiveStartKey, same Limit
+    assert ratings.counts.retries == Counter({"Scan": 1}) and sleeps.delays == [0.01]
+    assert took < 10  # two read timeouts of 0.5 s, not botocore's 60
+
+
+@pytest.mark.slow
+async def test_a_full_scan_of_30_000_ratings_on_moto_gets_through(dynamodb_settings: Settings) -> None:
+    """The production defaults (1,000-item pages, 8 segments, the scan client's read timeout) against moto's server.
+
+    moto sorts the whole table for every page, so each of the ~32 pages takes seconds
+    while 8 run at once: with 1 MB pages and the request client's 10 s read timeout
+    this scan used to abort with ReadTimeoutError.
+    """
+    users = [f"user-{n:05d}" for n in range(3_000)]
+    async with open_dynamodb_stores(**where(dynamodb_settings)) as (ratings, catalog):
+        assert await ratings.put_many(Rating(user, book_id, (n + book_id) % 5 + 1, AT) for n, user in enumerate(users) for book_id in range(1, 11)) == 30_000
+        await catalog.put_many(book(book_id) for book_id in range(1, 11))
+        ratings.counts.reset()
+
+        columns = await ratings.scan_columns()
+        scan_pages = ratings.counts.calls["Scan"]
+        found_users = await ratings.user_ids()
+
+    assert len(columns) == 30_000 and sorted(columns.user_ids) == users
+    assert found_users == users
+    assert scan_pages >= 30_000 // SCAN_PAGE_SIZE
+    print(f"\n30,000 ratings scanned in {scan_pages} pages; retries {dict(ratings.counts.retries)}")

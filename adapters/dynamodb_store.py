@@ -86,9 +86,10 @@ _RETRYABLE_CODES = frozenset(
 _RAW_OPERATIONS = ("Query", "Scan", "BatchGetItem")
 _RAW_BODY = "RawBody"
 # A page of these reads that timed out is re-sent as is (same ExclusiveStartKey): reading it
-# again is harmless. Writes are not (a timed-out write may have been applied), nor is any
+# again is harmless, and a scan is a batch job (training, warm). Writes are not (a timed-out write may have
+# been applied), nor is a request-path Query (it must not wait out several timeouts), nor any
 # other operation: botocore's one retry is all they get.
-_TIMEOUT_RETRIED_OPERATIONS = frozenset({"Query", "Scan"})
+_TIMEOUT_RETRIED_OPERATIONS = frozenset({"Scan"})
 _TIMEOUTS = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError)
 
 _METHODS = {

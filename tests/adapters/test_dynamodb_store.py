@@ -558,12 +558,22 @@ class TimingOut(LoadedClient):
         return await super()._call(operation, params, send)
 
 
-async def test_a_timed_out_query_page_is_sent_again(client: Any, dynamodb_settings: Settings, retry: RetryPolicy) -> None:
-    ratings, _ = stores(TimingOut(client, {"Query": 2}), dynamodb_settings, retry)
+async def test_a_timed_out_scan_page_is_sent_again(client: Any, dynamodb_settings: Settings, retry: RetryPolicy) -> None:
+    ratings, _ = stores(TimingOut(client, {"Scan": 2}), dynamodb_settings, retry)
     await ratings.put_many(ratings_of("alice", 4))
 
-    assert await ratings.get_many(["alice"]) == {"alice": ratings_of("alice", 4)}
-    assert ratings.counts.calls["Query"] == 3 and ratings.counts.retries["Query"] == 2
+    assert len(await ratings.scan_columns()) == 4
+    assert ratings.counts.retries["Scan"] == 2
+
+
+async def test_a_timed_out_query_on_the_request_path_is_not_sent_again(client: Any, dynamodb_settings: Settings,
+                                                                      retry: RetryPolicy) -> None:
+    ratings, _ = stores(TimingOut(client, {"Query": 1}), dynamodb_settings, retry)
+    await ratings.put_many(ratings_of("alice", 4))
+
+    with pytest.raises(StoreUnavailable, match="Query .* failed: Read timeout"):
+        await ratings.get_many(["alice"])
+    assert ratings.counts.calls["Query"] == 1 and not ratings.counts.retries
 
 
 async def test_a_timed_out_write_is_not_sent_again(client: Any, dynamodb_settings: Settings, retry: RetryPolicy) -> None:

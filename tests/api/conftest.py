@@ -7,6 +7,7 @@ that answers them.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from adapters.sqlite_store import open_sqlite_stores
 from domain.models import Book, Rating
 from graphql_api.app import create_app
 from graphql_api.auth import TokenAuthority
+from adapters.model_store import LocalModelStore
+from domain.item_model import ItemModel
+from domain.model_service import ModelService
 from graphql_api.bootstrap import Container, Stores, open_container
 from graphql_api.settings import Settings, load_settings
 
@@ -88,6 +92,13 @@ class Failing:
 
             return fail
         return getattr(self.inner, name)
+
+
+async def publish_model(settings: Settings, stores: Stores) -> ItemModel:
+    """What the scheduled `bookrec train` does: train on the stores, publish to MODEL_URI (serving on DynamoDB only loads)."""
+    models = ModelService(LocalModelStore(Path(settings.model_uri)), stores.ratings, stores.catalog,
+                          run_blocking=asyncio.to_thread, where=settings.model_uri)
+    return await models.train_and_publish(settings.item_model_params)
 
 
 def api_settings(tmp_path: Path, **overrides: Any) -> Settings:

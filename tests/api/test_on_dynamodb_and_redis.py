@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import asyncio
-from dataclasses import replace
-
 from adapters.dynamodb_store import open_dynamodb_stores
-from adapters.model_store import LocalModelStore
-from domain.model_service import ModelService
 from domain.models import Rating
 from graphql_api.bootstrap import Stores
 from graphql_api.settings import Settings
-from tests.api.conftest import BOOKS, RATED_AT, TASTES, Api, api_settings
+from tests.api.conftest import BOOKS, RATED_AT, TASTES, Api, api_settings, publish_model
 from tests.api.test_batching_redis import make_cache  # noqa: F401  (the app's cache: real Redis)
 from tests.api.test_batching import (  # noqa: F401  (collected here, on these stores)
     MIXED_QUERY,
@@ -60,10 +55,7 @@ async def seeded_stores(settings: Settings) -> AsyncIterator[Stores]:
         await ratings.put_many(
             Rating(user, book_id, stars, RATED_AT) for user, rated in TASTES.items() for book_id, stars in rated.items()
         )
-        # What the scheduled `bookrec train` does in production: serving processes only load its model.
-        models = ModelService(LocalModelStore(Path(settings.model_uri)), ratings, catalog, run_blocking=asyncio.to_thread,
-                              where=settings.model_uri)
-        await models.train_and_publish(settings.item_model_params)
+        await publish_model(settings, Stores(ratings, catalog))  # serving on DynamoDB only loads a model
         ratings.counts.reset()
         yield Stores(ratings, catalog)
 
@@ -73,10 +65,7 @@ async def test_serving_start_up_and_model_refresh_scan_nothing(api: Api, seeded_
     assert container.model_report()["kind"] == "trained"
     counts = container.ratings.counts
     await seeded_stores.ratings.upsert(Rating("new reader", BOOKS[0].id, 5, RATED_AT))
-    repository = LocalModelStore(Path(container.settings.model_uri))
-    trainer = ModelService(repository, seeded_stores.ratings, seeded_stores.catalog, run_blocking=asyncio.to_thread,
-                           where=container.settings.model_uri)
-    newer = await trainer.train_and_publish(replace(container.settings.item_model_params, l2=7.0))
+    newer = await publish_model(container.settings.model_copy(update={"model_l2": 7.0}), seeded_stores)
     counts.reset()
 
     assert await container.models.refresh(container.model)

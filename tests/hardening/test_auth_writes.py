@@ -20,7 +20,7 @@ from graphql_api.app import create_app
 from graphql_api.auth import TokenAuthority
 from graphql_api.bootstrap import Stores, open_container
 from graphql_api.settings import Settings
-from tests.api.conftest import BOOKS, RATED_AT, SECRET, TASTES, api_settings
+from tests.api.conftest import BOOKS, RATED_AT, SECRET, TASTES, api_settings, publish_model
 from tests.api.test_auth import BAD_TOKENS
 from tests.redis_servers import RedisServerProcess
 
@@ -75,6 +75,7 @@ async def deployment(dynamodb_settings: Settings, redis_server: RedisServerProce
     ) as (ratings, catalog):
         await catalog.put_many(BOOKS)
         await ratings.put_many(Rating(user, book, stars, RATED_AT) for user, rated in TASTES.items() for book, stars in rated.items())
+        await publish_model(settings, Stores(ratings, catalog))
         async with open_container(settings, stores=Stores(ratings, catalog), cache=build_redis_cache(settings), refresh_model=False) as container:
             app = create_app(container=container)
             async with app.router.lifespan_context(app), httpx.AsyncClient(

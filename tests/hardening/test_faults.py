@@ -38,7 +38,7 @@ from graphql_api.app import create_app
 from graphql_api.auth import TokenAuthority
 from graphql_api.bootstrap import Stores, open_container
 from graphql_api.settings import Settings
-from tests.api.conftest import BOOKS, RATED_AT, SECRET, TASTES, Api, api_settings
+from tests.api.conftest import BOOKS, RATED_AT, SECRET, TASTES, Api, api_settings, publish_model
 from graphql_api.errors import SERVICE_UNAVAILABLE
 from tests.hardening.support import CLIENT_CODES, response_problems, serving_over_http
 from tests.redis_servers import RedisServerProcess
@@ -332,10 +332,11 @@ async def dynamo_api(dynamodb_settings: Settings, tmp_path: Path) -> AsyncIterat
     ) as (ratings, catalog):
         await catalog.put_many(BOOKS)
         await ratings.put_many(Rating(user, book, stars, RATED_AT) for user, rated in TASTES.items() for book, stars in rated.items())
-    settings = api_settings(
-        tmp_path, mutation_rate_per_minute=0, dynamodb_table=dynamodb_settings.dynamodb_table,
-        dynamodb_endpoint_url=dynamodb_settings.dynamodb_endpoint_url, aws_region=dynamodb_settings.aws_region,
-    )
+        settings = api_settings(
+            tmp_path, mutation_rate_per_minute=0, dynamodb_table=dynamodb_settings.dynamodb_table,
+            dynamodb_endpoint_url=dynamodb_settings.dynamodb_endpoint_url, aws_region=dynamodb_settings.aws_region,
+        )
+        await publish_model(settings, Stores(ratings, catalog))
     async with dynamodb_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url) as client:
         faults = FaultyDynamoDB(client)
         table = DynamoTable(faults, settings.dynamodb_table or "", retry=FAST_RETRY)

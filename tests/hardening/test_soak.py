@@ -41,8 +41,9 @@ from moto.dynamodb.models import DynamoDBBackend
 from adapters.dynamodb_store import open_dynamodb_stores
 from domain.models import Rating
 from graphql_api.auth import TokenAuthority
-from graphql_api.settings import Settings
-from tests.api.conftest import BOOKS, RATED_AT, SECRET
+from graphql_api.bootstrap import Stores
+from graphql_api.settings import Settings, load_settings
+from tests.api.conftest import BOOKS, RATED_AT, SECRET, publish_model
 from tests.hardening.support import ServeProcess
 from tests.redis_servers import RedisServerProcess
 
@@ -106,6 +107,7 @@ async def seeded_table(dynamodb_settings: Settings) -> Settings:
         await ratings.put_many(
             Rating(user, book, rng.randint(1, 5), RATED_AT) for user in USERS for book in rng.sample(range(1, 121), 8)
         )
+        await publish_model(load_settings(), Stores(ratings, catalog))  # to MODEL_URI, which the servers inherit
     return dynamodb_settings
 
 
@@ -118,7 +120,7 @@ def servers(seeded_table: Settings, redis_server: RedisServerProcess, tmp_path: 
         "AWS_REGION": seeded_table.aws_region,
         "REDIS_URL": redis_server.url,
         "MAX_RECOMMENDATIONS": "50",
-        "MODEL_REFRESH_SECONDS": "10",  # snapshots are rebuilt and swapped during the soak
+        "MODEL_REFRESH_SECONDS": "10",  # the servers poll for a newer model during the soak
         "CACHE_TTL_SECONDS": "600",
         "MUTATION_RATE_PER_MINUTE": "0",
         "LOG_LEVEL": "WARNING",

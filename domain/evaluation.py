@@ -149,7 +149,7 @@ def evaluate_item_model(name: str, split: HoldoutSplit, params: ItemModelParams,
                         k: int = CUTOFF, model: ItemModel | None = None) -> EvaluationResult:
     """The service's recommender: the item model trained with `params` on the split's training ratings."""
     model = model or train(split.train, params)
-    return _evaluate_model(name, split, model, ItemRecommender(k, params.input), catalogue_size, k, params)
+    return _evaluate_model(name, split, model, ItemRecommender(k), catalogue_size, k, params)
 
 
 def evaluate_popularity(name: str, split: HoldoutSplit, params: ItemModelParams, catalogue_size: int | None = None,
@@ -160,7 +160,7 @@ def evaluate_popularity(name: str, split: HoldoutSplit, params: ItemModelParams,
     trained = train(split.train, replace(params, algorithm="knn", weights_per_book=1))
     no_weights = sp.csr_array(trained.weights.shape, dtype=np.float32)
     model = ItemModel.build(trained.book_ids, no_weights, trained.popularity)
-    result = _evaluate_model(name, split, model, ItemRecommender(k, params.input), catalogue_size, k, None)
+    result = _evaluate_model(name, split, model, ItemRecommender(k), catalogue_size, k, None)
     return result
 
 

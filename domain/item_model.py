@@ -121,6 +121,11 @@ class ItemModel:
         return int(self.book_ids.size)
 
     @property
+    def input(self) -> Input:
+        """What a rating becomes in X, as at training: scoring must build X_b the same way."""
+        return (self.manifest.get("params") or {}).get("input", "binary")  # type: ignore[no-any-return]
+
+    @property
     def created_at(self) -> float:
         """When the model was trained (unix seconds)."""
         return float(self.manifest.get("created_at", 0.0))
@@ -221,13 +226,12 @@ class ItemModel:
 
 
 class ItemRecommender:
-    """Scores batches of users with an item model; holds nothing but the list length."""
+    """Scores batches of users with an item model; holds nothing but the list length (the rest is the model's)."""
 
-    def __init__(self, max_recommendations: int, input: Input = "binary") -> None:
+    def __init__(self, max_recommendations: int) -> None:
         if max_recommendations < 1:
             raise ValueError(f"max_recommendations must be >= 1 (got {max_recommendations})")
         self.max_recommendations = max_recommendations
-        self.input = input
 
     def recommend_batch(
         self, model: ItemModel, user_ids: Sequence[str], ratings: Mapping[str, Sequence[Rating]]
@@ -244,7 +248,7 @@ class ItemRecommender:
         # The batch's index arrays take B's index type: a mismatch makes scipy convert all of B's on every call.
         index_type = model.weights.indices.dtype
         indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=size)))).astype(index_type)
-        batch = sp.csr_array((input_values(stars, self.input), columns.astype(index_type), indptr), shape=(size, model.n_books))
+        batch = sp.csr_array((input_values(stars, model.input), columns.astype(index_type), indptr), shape=(size, model.n_books))
         scores = batch @ model.weights  # S_b (b x n), sparse
         # Ranking keys, books x users as top_k_per_column wants: s_uj where positive, else p_j - 1 (<= 0),
         # so every positive score ranks above every popular fill without mixing their scales.

@@ -195,7 +195,7 @@ async def open_container(
             cached = await catalog.warm(model.current.book_ids.tolist(), batch_size=CATALOG_BATCH)
             logger.info("book cache warmed: %d books in %.2f s", cached, time.perf_counter() - started)
         service = RecommendationService(
-            stores.ratings, catalog, cache, model, ItemRecommender(settings.max_recommendations, settings.model_input),
+            stores.ratings, catalog, cache, model, ItemRecommender(settings.max_recommendations),
             run_blocking=service_options.pop("run_blocking", run_blocking), **service_options,
         )
         container = Container(settings, service, stores.ratings, catalog, cache, model, models, run_blocking)

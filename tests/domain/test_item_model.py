@@ -311,7 +311,7 @@ def test_collaborative_items_come_before_the_popular_fill_and_the_list_is_full_l
 
 def test_scores_are_x_times_b_rounded_to_six_decimals() -> None:
     model = trained(SHELVES, input="stars", l2=2.0, weights_per_book=3)
-    recommender = ItemRecommender(max_recommendations=8, input="stars")
+    recommender = ItemRecommender(max_recommendations=8)  # the model says its input is stars
     rated = ((1, 4), (5, 2), (7, 5))
 
     [items] = recommender.recommend_batch(model, ["u"], {"u": ratings("u", *rated)})
@@ -350,7 +350,7 @@ def test_a_batch_gives_each_user_the_list_they_get_alone() -> None:
 
 def test_a_repeated_rating_counts_as_its_last_value() -> None:
     model = trained(SHELVES, input="stars", l2=2.0)
-    recommender = ItemRecommender(max_recommendations=8, input="stars")
+    recommender = ItemRecommender(max_recommendations=8)  # the model says its input is stars
 
     twice, once = recommender.recommend_batch(
         model, ["twice", "once"], {"twice": ratings("twice", (1, 5), (3, 4), (1, 2)), "once": ratings("once", (3, 4), (1, 2))})

@@ -68,9 +68,9 @@ ROW_BLOCK = 1024  # rows of B formed and pruned at a time: bounds the dense scra
 class ItemModelParams:
     """How the item model is trained; defaults chosen by `bookrec evaluate --sweep` (QUALITY.md)."""
 
-    input: Input = "binary"
+    input: Input = "stars"
     l2: float = 50.0  # EASE's lambda
-    weights_per_book: int = 200
+    weights_per_book: int = 50
     algorithm: Algorithm = "auto"
     ease_max_books: int = 20_000
     popularity: Popularity = "liked"

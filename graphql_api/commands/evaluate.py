@@ -72,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
                 plain = replace(defaults, input="binary", algorithm="ease", l2=l2, weights_per_book=catalogue_size)
                 results.append(evaluate_item_model(f"plain EASE (binary, no pruning) l2={l2:g}", split, plain, catalogue_size))
                 bar.update()
+            unpruned = replace(defaults, weights_per_book=catalogue_size)  # what pruning to weights_per_book costs or gains
+            if not (defaults.input == "binary" and defaults.algorithm_for(catalogue_size) == "ease" and defaults.l2 in PLAIN_EASE_L2):
+                results.append(evaluate_item_model(f"item model defaults, no pruning: {describe(unpruned)}", split, unpruned,
+                                                   catalogue_size))
+                bar.update()
             best, swept = coordinate_sweep(split, defaults, catalogue_size, on_result=lambda _: bar.update(),
                                            known=[default_result])
         results += [result for result in swept if result.params not in (defaults, best)]

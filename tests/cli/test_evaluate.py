@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
 
-from domain.evaluation import PLAIN_EASE_L2
+from domain.evaluation import PLAIN_EASE_L2, describe
+from domain.item_model import ItemModelParams
 from graphql_api.cli import main
 
 
@@ -29,8 +31,8 @@ def evaluate_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
     return orjson.loads(capsys.readouterr().out)
 
 
-VARIANTS = ("popularity (rating count)", "popularity (ratings >= 4)", "baseline user-user k=50", "item-kNN: knn input=binary",
-            "item model defaults: item input=binary l2=50 weights/book=200 pop=liked")
+VARIANTS = ("popularity (rating count)", "popularity (ratings >= 4)", "baseline user-user k=50",
+            f"item-kNN: {describe(replace(ItemModelParams(), algorithm='knn'))}", f"item model defaults: {describe(ItemModelParams())}")
 
 
 def test_prints_a_table_of_the_baselines_user_user_item_knn_and_the_item_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,7 +107,15 @@ def test_the_sweep_reports_plain_ease_every_variant_and_the_best(tmp_path: Path,
     assert [row["params"]["l2"] for row in plain] == list(PLAIN_EASE_L2)
     assert all(row["params"]["algorithm"] == "ease" and row["params"]["input"] == "binary"
                and row["params"]["weights_per_book"] >= 40 for row in plain)  # 40 books: nothing pruned
-    swept = [row for row in report["results"] if row["model"] == "ItemModelParams" and row["params"]["algorithm"] == "auto"]
+    unpruned = [row for row in report["results"] if row["name"].startswith("item model defaults, no pruning: ")]
+    defaults = ItemModelParams()
+    if defaults.input == "binary" and defaults.l2 in PLAIN_EASE_L2:
+        assert not unpruned  # it is one of the plain EASE rows
+    else:
+        assert [{**row["params"], "weights_per_book": defaults.weights_per_book} for row in unpruned] == [asdict(defaults)]
+        assert unpruned[0]["params"]["weights_per_book"] >= 40
+    swept = [row for row in report["results"] if row["model"] == "ItemModelParams" and row["params"]["algorithm"] == "auto"
+             and row not in unpruned]
     assert len(swept) > 10  # the defaults, every single change of them, and the best
     assert report["results"][-1]["ndcg"] == max(row["ndcg"] for row in swept)
 

@@ -4,7 +4,8 @@
 
 The HTTP suite takes 12 to 25 minutes on a shared 2-core machine, most of it three runs
 of `bookrec warm` (`--warm-runs 1` saves two; `--quick` takes about 6); the recommender suite
-(bench/bench_recommender.py) and the DynamoDB suite (bench/bench_dynamodb.py, about 10 minutes
+(bench/bench_item_model.py: the item model's scoring, training and serving against the user-user
+recommender it replaced, about 30 minutes) and the DynamoDB suite (bench/bench_dynamodb.py, about 10 minutes
 of imports into moto) run after it with their own defaults when named in `--with`, each in
 its own process, and report as they document.
 """
@@ -17,7 +18,7 @@ import sys
 
 from bench import http_bench
 
-EXTRA_SUITES = {"recommender": "bench.bench_recommender", "dynamodb": "bench.bench_dynamodb"}
+EXTRA_SUITES = {"recommender": "bench.bench_item_model", "dynamodb": "bench.bench_dynamodb"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from adapters.goodbooks_csv import read_ratings_columns
-from domain.evaluation import CUTOFF, EvaluationResult, HoldoutSplit, evaluate_popularity, evaluate_recommender, holdout_split, score_rankings
-from domain.recommender import RecommenderParams
+from domain.evaluation import CUTOFF, EvaluationResult, HoldoutSplit, evaluate_popularity, evaluate_user_knn, holdout_split, score_rankings
+from domain.item_model import ItemModelParams
+from domain.user_knn import RecommenderParams
 
 SHARED_RATINGS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "goodbooks-10k" / "ratings-5pct-users.csv"
 CATALOGUE = 10_000  # goodbooks-10k's books.csv, as `bookrec evaluate --books` counts it
@@ -63,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     split = holdout_split(read_ratings_columns(args.ratings), args.test_users, args.holdout, args.seed)
     defaults = RecommenderParams()
     results = [
-        evaluate_popularity("popularity (ratings >= 4)", split, RecommenderParams(popularity="liked"), CATALOGUE),
-        evaluate_recommender("bookrec recommender (defaults)", split, defaults, CATALOGUE),
+        evaluate_popularity("popularity (ratings >= 4)", split, ItemModelParams(popularity="liked"), CATALOGUE),
+        evaluate_user_knn("bookrec recommender (defaults)", split, defaults, CATALOGUE),
         evaluate_lenskit(f"LensKit {lenskit.__version__} UserKNN implicit, {NEIGHBOURS} neighbours", split, "implicit"),
         evaluate_lenskit(f"LensKit {lenskit.__version__} UserKNN explicit, {NEIGHBOURS} neighbours", split, "explicit"),
     ]

@@ -69,7 +69,7 @@ class ItemModelParams:
     """How the item model is trained; defaults chosen by `bookrec evaluate --sweep` (QUALITY.md)."""
 
     input: Input = "stars"
-    l2: float = 50.0  # EASE's lambda
+    l2: float = 20.0  # EASE's lambda
     weights_per_book: int = 50
     algorithm: Algorithm = "auto"
     ease_max_books: int = 20_000

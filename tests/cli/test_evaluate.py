@@ -66,7 +66,7 @@ def test_json_has_every_metric_and_the_item_model_beats_popularity(tmp_path: Pat
         assert 0 <= row["ndcg"] <= 1 and 0 <= row["coverage"] <= 1
     assert item["ndcg"] > popular["ndcg"]  # the taste groups are invisible to popularity
     assert item["model"] == knn["model"] == "ItemModelParams" and user_user["model"] == "RecommenderParams"
-    assert item["params"]["l2"] == 50 and knn["params"]["algorithm"] == "knn" and user_user["params"]["neighbours"] == 50
+    assert item["params"]["l2"] == ItemModelParams().l2 and knn["params"]["algorithm"] == "knn" and user_user["params"]["neighbours"] == 50
     assert popular["params"] is None and popular["model"] == "popularity"
 
 

@@ -305,9 +305,12 @@ def train(columns: RatingColumns, params: ItemModelParams) -> ItemModel:
     n_users, n_books = len(columns.user_ids), int(book_ids.size)
     stars = np.asarray(columns.ratings, np.float32)
     codes = np.asarray(columns.user_codes)
+    # A repeated (user, book) pair keeps its last rating, as scoring does (_batch_entries).
+    pairs = codes.astype(np.int64) * max(n_books, 1) + book_columns
+    reversed_first = np.unique(pairs[::-1], return_index=True)[1]
+    last = np.sort(pairs.size - 1 - reversed_first)
+    codes, book_columns, stars = codes[last], book_columns[last], stars[last]
     matrix = sp.csr_array((input_values(stars, params.input).astype(np.float64), (codes, book_columns)), shape=(n_users, n_books))
-    matrix.sum_duplicates()  # a repeated (user, book) pair counts once in every input kind
-    matrix.data = np.minimum(matrix.data, 1.0)
     matrix.eliminate_zeros()
     algorithm = params.algorithm_for(n_books)
     if algorithm == "ease":

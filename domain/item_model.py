@@ -317,7 +317,7 @@ def train(columns: RatingColumns, params: ItemModelParams) -> ItemModel:
         weights = _ease_weights(matrix, params)
     else:
         weights = _knn_weights(matrix, params)
-    popularity = _popularity(codes, book_columns, stars, n_users, n_books, params)
+    popularity = _popularity(book_columns, stars, n_users, n_books, params)
     manifest: dict[str, Any] = {
         "algorithm": algorithm,
         "params": asdict(params),
@@ -335,12 +335,11 @@ def train(columns: RatingColumns, params: ItemModelParams) -> ItemModel:
                            users=users)
 
 
-def _popularity(codes: np.ndarray, book_columns: np.ndarray, stars: np.ndarray, n_users: int, n_books: int,
-                params: ItemModelParams) -> np.ndarray:
-    """p per column: the share of users who rated (or liked) each book, counting a user once per book."""
+def _popularity(book_columns: np.ndarray, stars: np.ndarray, n_users: int, n_books: int, params: ItemModelParams) -> np.ndarray:
+    """p per column: the share of users who rated (or liked) each book; `train` has already kept one
+    rating per (user, book), so counting entries counts users."""
     counted = stars >= LIKED_RATING if params.popularity == "liked" else np.ones(stars.shape, bool)
-    pairs = np.unique(codes[counted].astype(np.int64) * max(n_books, 1) + book_columns[counted])
-    return np.bincount(pairs % max(n_books, 1), minlength=n_books) / max(n_users, 1)
+    return np.bincount(book_columns[counted], minlength=n_books) / max(n_users, 1)
 
 
 def _ease_weights(matrix: sp.csr_array, params: ItemModelParams) -> sp.csr_array:

@@ -16,9 +16,8 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from adapters.cached_catalog import CachedBookCatalog
 from domain.item_model import ItemModel, ItemRecommender
@@ -76,6 +75,7 @@ class Container:
         if current.fallback and self.models.problem:
             report["reason"] = self.models.problem
         return report
+
 
 @contextlib.asynccontextmanager
 async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
